@@ -1,0 +1,225 @@
+"""Hugging Face transformers backend: the default, CPU-friendly planner LLM.
+
+`score` is the planner's hot path (one call per decision), so it is built for latency:
+
+* One forward pass per call. All options are packed after the prompt in a single batch-1 sequence
+  with a custom 4D attention mask (each option sees the prompt and its own earlier tokens, never the
+  other options) and per-option position ids. No KV cache is copied per option.
+* The prompt's KV cache is kept between calls, and the next call reuses its longest common token
+  prefix (planner prompts share a long system/rules header; only the state and history change).
+* Logits are computed only at the positions that predict option tokens (the vocabulary projection is
+  a fifth of this model's FLOPs per position).
+
+Tokenisation at the prompt/option boundary: each option is scored by tokenising `prompt + option`
+as one string and comparing with the tokenised prompt. The option's tokens are those after the
+common token prefix, so a token that merges the prompt's trailing characters with the option's first
+characters (e.g. prompt "is " + option "Paris" -> token " Paris") counts as an option token. This
+scores exactly the token sequence the model would itself produce for that text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from agents.llm.base import LLM, LLMUsage, Messages
+
+
+@dataclass
+class _Packed:
+    """Options laid out after a shared prefix: token ids, positions, and which logits score which token."""
+
+    ids: list[int]  # option tokens, all options concatenated
+    positions: list[int]  # absolute position of each token
+    owner: list[int]  # option index of each token
+    scored: list[tuple[int, int, int]]  # (option, packed index of the token, packed index predicting it; -1 = prefix)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks CUDA when present; anything else is passed through to torch."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class TransformersLLM(LLM):
+    """A causal LM loaded with `from_pretrained` (local dir or hub id), greedy decoding.
+
+    Not thread-safe: the reusable prompt cache is per instance.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        adapter: str | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        if self.device == "cpu":
+            # torch defaults to all logical CPUs; the cores we may actually run on is the better guess.
+            torch.set_num_threads(num_threads or len(os.sched_getaffinity(0)))
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device)
+        if adapter:
+            self.model.load_adapter(adapter)  # PEFT/LoRA; transformers raises a clear error if peft is absent
+        self.model.eval()
+        self.name = name or f"transformers:{model}"
+        self.usage = LLMUsage()
+        self._prefix_ids: list[int] = []
+        self._prefix_cache: DynamicCache | None = None
+
+    # ----------------------------------------------------------------------------------- prompts
+    def render(self, prompt: str | Messages) -> str:
+        """Prompt text as the model sees it: chat messages go through the chat template."""
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # ---------------------------------------------------------------------------------- generate
+    @torch.inference_mode()
+    def generate(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int = 128,
+        stop: list[str] | None = None,
+        schema: dict | None = None,
+    ) -> str:
+        """Greedy reply. With a schema the reply is primed with "{" so the model starts a JSON object
+        (this backend has no grammar-constrained decoding; `generate_json` validates and retries)."""
+        with self._track() as call:
+            primer = "{" if schema is not None else ""
+            ids = torch.tensor([self._encode(self.render(messages) + primer)], device=self.device)
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                stop_strings=stop or None,
+                tokenizer=self.tokenizer if stop else None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new = out[0, ids.shape[1] :].tolist()
+            call.prompt_tokens = ids.shape[1]
+            call.completion_tokens = len(new)
+            text = primer + self.tokenizer.decode(new, skip_special_tokens=True)
+            for s in stop or []:
+                text = text.split(s, 1)[0]
+            return text
+
+    # ------------------------------------------------------------------------------------- score
+    @torch.inference_mode()
+    def score(self, prompt: str | Messages, options: list[str]) -> list[float]:
+        with self._track() as call:
+            text = self.render(prompt)
+            prompt_ids = self._encode(text)
+            full = [self._encode(text + o) for o in options]
+            starts = [_common_prefix(prompt_ids, f) for f in full]  # first token of each option
+            shared = min([len(prompt_ids), *starts])
+            if shared == 0:
+                raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")
+            call.prompt_tokens = len(prompt_ids)
+            call.completion_tokens = sum(len(f) - s for f, s in zip(full, starts, strict=True))
+            return self._score_packed(prompt_ids[:shared], full, starts)
+
+    def score_naive(self, prompt: str | Messages, options: list[str]) -> list[float]:
+        """Reference implementation: one uncached forward per option. Used to test and benchmark `score`."""
+        text = self.render(prompt)
+        prompt_ids = self._encode(text)
+        scores = []
+        with torch.inference_mode():
+            for o in options:
+                ids = self._encode(text + o)
+                start = _common_prefix(prompt_ids, ids)
+                logp = self.model(torch.tensor([ids], device=self.device)).logits[0].float().log_softmax(-1)
+                scores.append(sum(logp[i - 1, ids[i]].item() for i in range(start, len(ids))))
+        return scores
+
+    def _score_packed(self, prefix: list[int], full: list[list[int]], starts: list[int]) -> list[float]:
+        reuse = min(_common_prefix(self._prefix_ids, prefix), len(prefix) - 1)  # >= 1 new token for its logits
+        cache = self._prefix_cache if reuse > 0 else None
+        if cache is not None:
+            cache.crop(reuse - cache.get_seq_length())
+        cache = cache if cache is not None else DynamicCache(config=self.model.config)
+
+        new_prefix = prefix[reuse:]
+        packed = _pack(len(prefix), full, starts)
+        if not packed.scored:  # every option is empty
+            return [0.0] * len(full)
+        n_new, n_opt = len(new_prefix), len(packed.ids)
+        ids = torch.tensor([new_prefix + packed.ids], device=self.device)
+        positions = torch.tensor([list(range(reuse, len(prefix))) + packed.positions], device=self.device)
+        mask = self._mask(reuse, n_new, packed.owner)
+        # Logits only where they predict an option token: the last prefix token and option tokens.
+        predictors = sorted({p for _, _, p in packed.scored})
+        keep = torch.tensor([n_new - 1 if p < 0 else n_new + p for p in predictors], device=self.device)
+        self._prefix_ids = []  # the cache is mid-update until the crop below
+        out = self.model(
+            input_ids=ids,
+            position_ids=positions,
+            attention_mask=mask,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        )
+        cache.crop(-n_opt)
+        self._prefix_ids, self._prefix_cache = prefix, cache
+
+        logp = out.logits[0].float().log_softmax(-1)
+        row = {p: i for i, p in enumerate(predictors)}
+        scores = [0.0] * len(full)
+        for opt, tok, pred in packed.scored:
+            scores[opt] += logp[row[pred], packed.ids[tok]].item()
+        return scores
+
+    def _mask(self, n_cached: int, n_new: int, owner: list[int]) -> torch.Tensor:
+        """Additive (1, 1, q, kv) mask: causal over the prompt; each option sees the prompt and itself."""
+        n_opt = len(owner)
+        allowed = torch.zeros(n_new + n_opt, n_cached + n_new + n_opt, dtype=torch.bool)
+        allowed[:, :n_cached] = True
+        allowed[:n_new, n_cached : n_cached + n_new] = torch.ones(n_new, n_new, dtype=torch.bool).tril()
+        allowed[n_new:, n_cached : n_cached + n_new] = True
+        own = torch.tensor(owner)
+        same = (own[:, None] == own[None, :]).tril()
+        allowed[n_new:, n_cached + n_new :] = same
+        dtype = self.model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+        return mask[None, None].to(self.device)
+
+
+def _pack(shared: int, full: list[list[int]], starts: list[int]) -> _Packed:
+    """Concatenate every option's tokens after the shared prefix.
+
+    Tokens between `shared` and an option's start re-encode the prompt's tail (the boundary merged
+    differently for another option); they are fed to the model but not scored.
+    """
+    packed = _Packed([], [], [], [])
+    for opt, (ids, start) in enumerate(zip(full, starts, strict=True)):
+        for pos in range(shared, len(ids)):
+            idx = len(packed.ids)
+            packed.ids.append(ids[pos])
+            packed.positions.append(pos)
+            packed.owner.append(opt)
+            if pos >= start:
+                packed.scored.append((opt, idx, -1 if pos == shared else idx - 1))
+    return packed
