@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, get_type_hints
+from typing import Any, get_type_hints
 
 import numpy as np
 
@@ -46,11 +47,6 @@ class Tool:
     description: str = ""
     inputs: dict[str, dict[str, Any]] = {}
     output_type: str = "object"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if not inspect.isabstract(cls) and cls.__dict__.get("forward") and not cls.name:
-            raise TypeError(f"{cls.__name__} must set a non-empty `name`")
 
     def __init__(self) -> None:
         self._is_setup = False
@@ -91,7 +87,8 @@ class Tool:
             return self.forward(**arguments)
         except Exception as exc:  # a tool failure is a result, never a crash of the agent
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            return ToolResult(ok=False, text=f"{self.name} failed: {detail}", error=traceback.format_exc())
+            return ToolResult(ok=False, text=f"{self.name} failed: {detail}", error=traceback.format_exc(),
+                              data={"exception": type(exc).__name__})
 
     def spec(self) -> dict[str, Any]:
         """JSON-schema description, as shown to planners and web UIs."""
@@ -162,6 +159,8 @@ class ToolRegistry:
             self.register(t)
 
     def register(self, t: Tool) -> None:
+        if not t.name:
+            raise ValueError(f"{type(t).__name__} has no name; set `name` before registering it")
         if t.name in self._tools:
             raise ValueError(f"tool {t.name!r} is already registered")
         self._tools[t.name] = t

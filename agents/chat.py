@@ -1,0 +1,163 @@
+"""A chat with an agent living in one persistent Crafter world.
+
+The user types goals or questions; goals run the RAFA loop in the same world and
+memory, questions are answered from the state and memory. ``/save`` writes the
+memory (JSONL) and the world as seed + action trace (JSON): the env is
+deterministic, so replaying the trace restores the exact world without pickling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.goals import resolve_goal
+from agents.llm.base import LLM
+from agents.memory import Memory
+from agents.rafa import RafaAgent, RafaConfig
+from agents.steps import FinalStep, Step
+from prompts import render_text
+from tools.envs.crafter import ACHIEVEMENTS, ACTION_NAMES, ITEM_NAMES, CrafterEnv
+from tools.episodes import LOG_FILE, VIDEO_FILE, EpisodeLog, RecordEpisode, VideoWriter, write_json_atomic
+
+MEMORY_FILE = "memory.jsonl"
+WORLD_FILE = "world.json"
+HELP = ("Type a goal (e.g. 'get some stone', 'make a stone pickaxe') or a question ('what do you have?').\n"
+        "Commands: /help, /look, /save [DIR], /reset [SEED], /quit. Ctrl-C interrupts the current goal.")
+_QUESTION_START = re.compile(r"^(what|which|where|how|why|who|when|do|did|does|are|is|have|can)\b")
+_TOPICS = (
+    ("inventory", ("have", "inventory", "carry", "holding", "items", "own")),
+    ("achievements", ("achievement", "unlocked", "accomplished")),
+    ("history", ("did you", "done", "happened", "learn", "lesson", "remember")),
+)
+
+
+@dataclass
+class ChatReply:
+    """What the session says back; ``quit`` ends the chat."""
+
+    text: str
+    quit: bool = False
+
+
+class ChatSession:
+    """One world, one agent, one memory, many goals."""
+
+    def __init__(self, llm: LLM | None, *, seed: int = 0, out_dir: str | Path, config: RafaConfig | None = None,
+                 video: bool = True, resume: str | Path | None = None) -> None:
+        self.llm = llm
+        self.config = config or RafaConfig()
+        self.out_dir = Path(out_dir)
+        self.video = video
+        self.log = EpisodeLog(self.out_dir / LOG_FILE)
+        self.writer = VideoWriter(self.out_dir / VIDEO_FILE) if video else None
+        memory, actions = Memory(), []
+        if resume is not None:
+            seed, actions, memory = self._read_saved(Path(resume))
+        self._start_world(seed, memory, actions)
+
+    # --- world lifecycle ---
+    def _start_world(self, seed: int, memory: Memory, actions: list[int]) -> None:
+        self.seed = seed
+        base = CrafterEnv(seed=seed, length=10**9)  # a chat world does not end by itself
+        base.reset(seed=seed)
+        for action in actions:  # replay a saved trace on the bare env (not re-logged)
+            base.step(action)
+        self.env = RecordEpisode(base, self.log, self.writer, ACTION_NAMES)
+        self.env.actions = list(actions)
+        self.agent = RafaAgent(self.env, self.llm, memory, self.config)
+        self.log.write("world", seed=seed, replayed_actions=len(actions))
+
+    @staticmethod
+    def _read_saved(folder: Path) -> tuple[int, list[int], Memory]:
+        world_file, memory_file = folder / WORLD_FILE, folder / MEMORY_FILE
+        if not world_file.exists():
+            raise FileNotFoundError(f"{world_file} not found: resume from a folder written by /save")
+        try:
+            world = json.loads(world_file.read_text())
+            seed, actions = int(world["seed"]), [int(a) for a in world["actions"]]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{world_file} is not a saved world ({exc})") from exc
+        memory = Memory.load(memory_file) if memory_file.exists() else Memory()
+        return seed, actions, memory
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        folder = Path(folder) if folder else self.out_dir
+        self.agent.memory.save(folder / MEMORY_FILE)
+        write_json_atomic(folder / WORLD_FILE, {"seed": self.seed, "actions": self.env.actions})
+        return folder
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.log.close()
+
+    # --- one user line ---
+    def handle(self, line: str) -> Iterator[Step | ChatReply]:
+        """React to one line: yields the agent's steps (for goals) and then a :class:`ChatReply`."""
+        text = line.strip()
+        if not text:
+            return
+        self.log.write("user", text=text)
+        if text.startswith("/"):
+            yield self._command(text)
+        elif self._is_question(text):
+            yield ChatReply(self.answer(text))
+        else:
+            yield from self._pursue(text)
+
+    def _command(self, text: str) -> ChatReply:
+        name, _, arg = text.partition(" ")
+        if name in ("/quit", "/exit"):
+            return ChatReply("bye", quit=True)
+        if name == "/help":
+            return ChatReply(HELP)
+        if name == "/look":
+            return ChatReply(self.env.unwrapped.describe())
+        if name == "/save":
+            return ChatReply(f"saved memory and world to {self.save(arg.strip() or None)}")
+        if name == "/reset":
+            try:
+                seed = int(arg) if arg.strip() else self.seed
+            except ValueError:
+                return ChatReply(f"/reset takes an integer seed, got {arg!r}")
+            self._start_world(seed, Memory(), [])
+            return ChatReply(f"new world (seed {seed}); memory cleared")
+        return ChatReply(f"unknown command {name!r}. {HELP}")
+
+    @staticmethod
+    def _is_question(text: str) -> bool:
+        return text.endswith("?") or bool(_QUESTION_START.match(text.lower()))
+
+    def answer(self, question: str) -> str:
+        """Answer from the world state and memory (no free-form generation: the facts are exact)."""
+        lowered = question.lower()
+        topic = next((name for name, words in _TOPICS if any(w in lowered for w in words)), "state")
+        world = self.env.unwrapped
+        inventory = world.inventory
+        memory = self.agent.memory
+        return render_text(
+            "answer", topic=topic, state=world.describe(),
+            inventory=", ".join(f"{inventory[n]} {n}" for n in ITEM_NAMES[4:] if inventory[n] > 0),
+            vitals=", ".join(f"{n} {inventory[n]}/9" for n in ITEM_NAMES[:4]),
+            achievements=", ".join(n for n in ACHIEVEMENTS if world.achievements[n] > 0),
+            history=[r.text for r in memory.recent("transition", 5)],
+            lessons=[r.text for r in memory.recent("reflection", 2)],
+        )
+
+    def _pursue(self, request: str) -> Iterator[Step | ChatReply]:
+        resolution = resolve_goal(request, self.llm)
+        if resolution.goal is None:
+            yield ChatReply(resolution.message)
+            return
+        final: FinalStep | None = None
+        for step in self.agent.run(resolution.goal):
+            self.log.write(type(step).__name__, **step.to_record())
+            if isinstance(step, FinalStep):
+                final = step
+            yield step
+        verdict = "Done" if final.success else "I could not do it"
+        yield ChatReply(f"{verdict}: {final.goal} ({final.reason}, {final.env_steps} steps).")

@@ -1,0 +1,115 @@
+"""Episodic memory of a run: transitions, predictions, reflections, notes.
+
+RAFA's "learn" step builds its posterior from this store: which steps were taken,
+what the model predicted, what really happened, and the lessons drawn from
+mismatches. It persists as JSONL (one record a line, appended and flushed) so a
+chat can ``/save`` and later resume, and a killed run loses at most one line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tools.base import Tool, ToolResult
+
+RecordKind = Literal["goal", "transition", "reflection", "note"]
+_WORD = re.compile(r"[a-z0-9_]+")
+
+
+@dataclass
+class MemoryRecord:
+    """One remembered event; ``data`` carries structured details (prediction, outcome, …)."""
+
+    kind: RecordKind
+    text: str
+    step: int = 0
+    goal: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Memory:
+    """An append-only list of :class:`MemoryRecord` with simple retrieval."""
+
+    def __init__(self, records: Iterable[MemoryRecord] = ()) -> None:
+        self.records: list[MemoryRecord] = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, kind: RecordKind, text: str, *, step: int = 0, goal: str = "", **data: Any) -> MemoryRecord:
+        record = MemoryRecord(kind=kind, text=text, step=step, goal=goal, data=data)
+        self.records.append(record)
+        return record
+
+    def of_kind(self, kind: RecordKind) -> list[MemoryRecord]:
+        return [r for r in self.records if r.kind == kind]
+
+    def recent(self, kind: RecordKind, n: int) -> list[MemoryRecord]:
+        return self.of_kind(kind)[-n:] if n > 0 else []
+
+    def recall(self, query: str, k: int = 3) -> list[MemoryRecord]:
+        """Records sharing the most words with ``query`` (newest first among ties).
+
+        A keyword fallback: cheap, deterministic and good enough for skill names
+        and item words, which is what the planner asks about.
+        """
+        words = set(_WORD.findall(query.lower()))
+        scored = []
+        for index, record in enumerate(self.records):
+            overlap = len(words & set(_WORD.findall(record.text.lower())))
+            if overlap:
+                scored.append((overlap, index, record))
+        scored.sort(key=lambda item: (-item[0], -item[1]))
+        return [record for _, _, record in scored[:k]]
+
+    # --- persistence ---
+    def save(self, path: str | Path) -> Path:
+        """Write all records as JSONL (atomically: temp file then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for record in self.records:
+                f.write(json.dumps(asdict(record)) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Memory:
+        """Read a JSONL memory; a truncated last line (killed writer) is skipped, others must parse."""
+        path = Path(path)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                records.append(MemoryRecord(**raw))
+            except (json.JSONDecodeError, TypeError) as exc:
+                if number == len(lines):
+                    break  # an interrupted final write; everything before it is intact
+                raise ValueError(f"{path}:{number}: not a memory record ({exc})") from exc
+        return cls(records)
+
+
+class RecallTool(Tool):
+    """``recall(query)``: the planner's window into memory (DESIGN §4)."""
+
+    name = "recall"
+    description = "Retrieve remembered steps, reflections and notes related to a query."
+    inputs = {"query": {"type": "string", "description": "words to look for, e.g. 'table'"}}
+
+    def __init__(self, memory: Memory) -> None:
+        super().__init__()
+        self.memory = memory
+
+    def forward(self, query: str) -> ToolResult:
+        found = self.memory.recall(query)
+        text = "\n".join(f"[{r.kind}] {r.text}" for r in found) or f"nothing remembered about {query!r}"
+        return ToolResult(ok=True, text=text, data={"records": [asdict(r) for r in found]})

@@ -1,0 +1,282 @@
+"""RAFA: "reason for future, act for now" (Liu et al., 2023, arXiv:2309.17382).
+
+Each decision:
+1. *learn* — build the belief from the observation and memory (placed things,
+   lessons that make the model distrust parts of its own memory);
+2. *plan for the future* — for each feasible skill, imagine a future of depth H
+   with the transition model (:class:`~agents.skill_model.SkillModel`) and score
+   it with a critic (skill calls still needed, vitals, recent failures), plus
+   the LLM's preference among the options (SayCan-style ``score``);
+3. *act for now* — execute only the first step of the best future;
+4. *update* — store predicted vs actual outcome; on a contradiction write a
+   reflection, update the model, and replan (the switching condition).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+from agents.llm.base import LLM
+from agents.memory import Memory, RecallTool
+from agents.skill_model import VITALS, Belief, Prediction, SkillModel
+from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
+from prompts import render_messages, render_text
+from tools.base import ToolRegistry, ToolResult
+from tools.crafter_tools import ActTool, LookTool
+from tools.envs.crafter_goals import Goal
+from tools.skills.crafter import NEAR_RADIUS, SKILLS
+
+
+@dataclass
+class RafaConfig:
+    """Budgets and weights of the RAFA loop.
+
+    Args:
+        horizon: depth H of each imagined future (skill calls).
+        branches: how many candidate futures (best by critic) are shown to the LLM.
+        llm_weight: weight of the LLM's option probability in the value; below 1 it
+            breaks ties between equally good futures without overruling the critic.
+        vital_threshold: a vital (food, drink, energy, health) below this is penalised.
+        vital_weight: critic penalty per missing vital point below the threshold.
+        failure_penalty: critic penalty per recent failure of the same skill.
+        recent_steps: how many past transitions the planner prompt shows.
+        lessons_shown: how many reflections the planner prompt shows.
+        max_env_steps: env-step budget for one goal.
+        max_decisions: planning-step budget for one goal.
+        max_llm_calls: LLM-call budget for one goal; past it the critic decides alone.
+        max_seconds: wall-clock budget for one goal.
+        llm_retries: retries of a failed or invalid LLM decision before falling back.
+    """
+
+    horizon: int = 3
+    branches: int = 8
+    llm_weight: float = 0.5
+    vital_threshold: int = 4
+    vital_weight: float = 2.0
+    failure_penalty: float = 1.5
+    recent_steps: int = 4
+    lessons_shown: int = 3
+    max_env_steps: int = 10_000
+    max_decisions: int = 500
+    max_llm_calls: int = 500
+    max_seconds: float = 3600.0
+    llm_retries: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RafaConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.llm_weight < 0 or self.max_llm_calls < 0 or self.max_seconds <= 0:
+            raise ValueError(f"RafaConfig: weights and budgets must be positive ({self})")
+
+
+class RafaAgent:
+    """Pursues goals in one persistent env; memory and learned distrust carry across goals."""
+
+    def __init__(self, env: gym.Env, llm: LLM | None, memory: Memory | None = None,
+                 config: RafaConfig | None = None) -> None:
+        self.env = env
+        self.llm = llm
+        self.memory = memory if memory is not None else Memory()
+        self.config = config or RafaConfig()
+        self.model = SkillModel(SKILLS)
+        self.tools = ToolRegistry([ActTool(env), LookTool(env), RecallTool(self.memory)])
+        self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
+        # What the model learned from contradicted predictions (rebuilt from memory on resume).
+        self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
+                                   if r.data.get("distrust")}
+        self.placed: set[str] = set()
+
+    def on(self, step_type: type, callback: Callable[[Step], None]) -> None:
+        """Call ``callback`` with every yielded step of ``step_type``."""
+        self.callbacks.setdefault(step_type, []).append(callback)
+
+    # --- learn: the belief ---
+    def belief(self) -> Belief:
+        world = self.env.unwrapped
+        materials, objects = world.world.nearby(world.player.pos, NEAR_RADIUS)
+        visible = set(materials) | {type(o).__name__.lower() for o in objects}
+        remembered = self.placed - self.distrust
+        return Belief(inventory=dict(world.inventory), reachable=frozenset(visible | remembered),
+                      achievements=dict(world.achievements))
+
+    # --- the loop ---
+    def run(self, goal: Goal) -> Iterator[Step]:
+        """Pursue ``goal``; yields every planning, action and final step (the last one is final)."""
+        cfg = self.config
+        world = self.env.unwrapped
+        start_counts = dict(world.achievements)
+        started, env_steps, decisions, llm_calls = time.perf_counter(), 0, 0, 0
+        self.memory.add("goal", f"goal: {goal.phrase}", step=world.steps, goal=goal.achievement)
+        final: FinalStep | None = None
+        while final is None:
+            exhausted = self._exhausted(decisions, env_steps, time.perf_counter() - started)
+            if exhausted:
+                final = self._final(goal, False, exhausted, env_steps, decisions)
+                break
+            planning = self._plan(goal, decisions, use_llm=llm_calls < cfg.max_llm_calls)
+            llm_calls += planning.llm_ms > 0
+            decisions += 1
+            yield self._emit(planning)
+            if planning.chosen is None:
+                final = self._final(goal, False, planning.error or "no feasible plan", env_steps, decisions)
+                break
+            action = self._act(goal, decisions, planning.chosen.first, cfg.max_env_steps - env_steps)
+            env_steps += action.env_steps
+            yield self._emit(action)
+            if goal.is_achieved(start_counts, world.achievements):
+                final = self._final(goal, True, f"{goal.achievement} unlocked", env_steps, decisions)
+            elif action.data.get("exception"):
+                final = self._final(goal, False, f"env error: {action.outcome}", env_steps, decisions, action.error)
+            elif action.data.get("terminated"):
+                final = self._final(goal, False, "the agent died", env_steps, decisions)
+            elif action.data.get("truncated"):
+                final = self._final(goal, False, "the episode reached its step limit", env_steps, decisions)
+        yield self._emit(final)
+
+    def _exhausted(self, decisions: int, env_steps: int, seconds: float) -> str | None:
+        """Which budget (if any) is used up, in words."""
+        cfg = self.config
+        if decisions >= cfg.max_decisions:
+            return f"decision budget of {cfg.max_decisions} used up"
+        if env_steps >= cfg.max_env_steps:
+            return f"env-step budget of {cfg.max_env_steps} used up"
+        if seconds > cfg.max_seconds:
+            return f"time budget of {cfg.max_seconds:.0f} s used up"
+        return None
+
+    def _final(self, goal: Goal, success: bool, reason: str, env_steps: int, decisions: int,
+               error: str | None = None) -> FinalStep:
+        self.memory.add("note", f"goal {goal.phrase}: {'done' if success else 'failed'} ({reason})",
+                        step=self.env.unwrapped.steps, goal=goal.achievement, success=success)
+        return FinalStep(goal.phrase, success, reason, env_steps, decisions, error)
+
+    def _emit(self, step: Step) -> Step:
+        for callback in self.callbacks.get(type(step), []):
+            callback(step)
+        return step
+
+    # --- reason for future ---
+    def _plan(self, goal: Goal, index: int, use_llm: bool) -> PlanningStep:
+        cfg = self.config
+        started = time.perf_counter()
+        belief = self.belief()
+        state = self.tools.call("look", {}).text
+        candidates = self._candidates(goal, belief)
+        if not candidates:
+            return PlanningStep(index, goal.phrase, state, [], None, "nothing feasible",
+                                error=f"no plan reaches {goal.achievement} from here")
+        shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches]
+        llm_ms, error = 0.0, None
+        if self.llm is not None and use_llm and len(shortlist) > 1:
+            llm_started = time.perf_counter()
+            logprobs, error = self._llm_prior(goal, state, [c.first for c in shortlist])
+            llm_ms = (time.perf_counter() - llm_started) * 1000
+            if logprobs is not None:
+                for candidate, logprob in zip(shortlist, logprobs, strict=True):
+                    candidate.llm_logprob = logprob
+                    candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
+        chosen = max(shortlist, key=lambda c: c.value)
+        thought = (f"{goal.phrase}: plan {' → '.join(chosen.future)}"
+                   f" ({chosen.cost_to_go:.0f} skill calls to go); doing {chosen.first!r} now")
+        return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
+                            (time.perf_counter() - started) * 1000, error)
+
+    def _candidates(self, goal: Goal, belief: Belief) -> list[Candidate]:
+        cfg = self.config
+        recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
+        candidates = []
+        for name in self.model.skills:
+            prediction, after = self.model.predict(belief, name)
+            if not prediction.feasible:
+                continue
+            if prediction.achievement == goal.achievement:
+                rest: list[str] | None = []
+            else:
+                rest = self.model.plan(after, goal.achievement)
+            if rest is None:
+                continue
+            cost = 1.0 + len(rest)
+            shortfall = sum(max(0, cfg.vital_threshold - after.count(v)) for v in VITALS)
+            critic = -cost - cfg.vital_weight * shortfall - cfg.failure_penalty * recent_failures.count(name)
+            candidates.append(Candidate([name, *rest][: cfg.horizon], cost, critic, None, critic))
+        return candidates
+
+    def _llm_prior(self, goal: Goal, state: str, options: list[str]) -> tuple[list[float] | None, str | None]:
+        """Log-probabilities the LLM assigns to each option (normalised over the options)."""
+        messages = render_messages(
+            "planner", goal=goal.phrase, state=state, options=options,
+            reflections=[r.text for r in self.memory.recent("reflection", self.config.lessons_shown)],
+            recent=[r.text for r in self.memory.recent("transition", self.config.recent_steps)],
+        )
+        error = None
+        for _attempt in range(1 + self.config.llm_retries):
+            try:
+                scores = self.llm.score(messages, options)
+            except Exception as exc:  # a backend failure must not end the episode
+                error = f"llm score failed: {type(exc).__name__}: {exc}"
+                continue
+            if len(scores) != len(options) or not all(math.isfinite(s) for s in scores):
+                error = f"llm returned invalid scores {scores!r} for {len(options)} options"
+                continue
+            top = max(scores)
+            norm = top + math.log(sum(math.exp(s - top) for s in scores))
+            return [s - norm for s in scores], None
+        return None, error
+
+    # --- act for now, then update ---
+    def _act(self, goal: Goal, index: int, skill: str, steps_left: int) -> ActionStep:
+        world = self.env.unwrapped
+        before = self.belief()
+        prediction, _ = self.model.predict(before, skill)
+        budget = min(SKILLS[skill].budget, steps_left)
+        result = self.tools.call("act", {"skill": skill, "budget": budget})
+        unlocked = list(result.data.get("achievements_unlocked", []))
+        matched, actual = self._compare(prediction, result)
+        if result.ok and SKILLS[skill].verb == "place":
+            self.placed.add(SKILLS[skill].target)
+        reflection = None if matched else self._reflect(goal, skill, prediction, result, actual)
+        self.memory.add("transition", f"{skill}: {actual}", step=world.steps, goal=goal.achievement,
+                        skill=skill, ok=result.ok, predicted=prediction.describe(), actual=actual, matched=matched)
+        return ActionStep(index, "act", {"skill": skill, "budget": budget}, prediction.describe(), result.ok,
+                          actual, matched, int(result.data.get("steps", 0)), unlocked, reflection,
+                          result.error, result.data)
+
+    @staticmethod
+    def _compare(prediction: Prediction, result: ToolResult) -> tuple[bool, str]:
+        """Did the real outcome confirm the prediction? Returns (matched, outcome in words)."""
+        delta = result.data.get("inventory_delta", {})
+        gained = ", ".join(f"{n:+d} {item}" for item, n in delta.items() if n) or "no inventory change"
+        if not result.ok:
+            return False, f"failed: {result.data.get('reason') or result.text}"
+        missing = [item for item, n in prediction.gains.items() if n > 0 and delta.get(item, 0) <= 0
+                   and item not in VITALS]
+        if prediction.achievement and prediction.achievement not in result.data.get("achievements_unlocked", []) \
+                and not missing:
+            missing = [prediction.achievement]
+        if missing:
+            return False, f"succeeded but without {', '.join(missing)} ({gained})"
+        return True, f"ok ({gained})"
+
+    def _reflect(self, goal: Goal, skill: str, prediction: Prediction, result: ToolResult, actual: str) -> str:
+        """Turn a contradicted prediction into a lesson and, where it names a belief, a model update."""
+        reason = str(result.data.get("reason") or "")
+        wrong = [thing for thing in SKILLS[skill].near if thing in reason]
+        if wrong:
+            thing = wrong[0]
+            self.distrust.add(thing)
+            lesson = (f"A {thing} I placed earlier is not always within reach; "
+                      f"only count on a {thing} I can see, otherwise place a new one.")
+        else:
+            thing = ""
+            lesson = f"Do not repeat {skill} blindly; change something first."
+        text = render_text("reflection", skill=skill, expected=prediction.describe(), actual=actual, reason="",
+                           lesson=lesson)
+        self.memory.add("reflection", text, step=self.env.unwrapped.steps, goal=goal.achievement,
+                        skill=skill, distrust=thing)
+        return text

@@ -1,0 +1,3 @@
+from embodia.cli import app
+
+app()

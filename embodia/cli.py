@@ -1,0 +1,130 @@
+"""``embodia`` command line: a thin shell that turns flags into config objects and calls the packages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agents.llm.base import LLM
+from agents.rafa import RafaConfig
+from embodia.console import StepPrinter
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
+console = Console()
+
+LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. transformers:smollm2, or 'none' "
+                                        "(critic only, no language model)")]
+DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
+DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
+
+
+def load_llm(spec: str, device: str, dtype: str) -> LLM | None:
+    """Build the planner LLM, or exit with the fix when it cannot load."""
+    if spec.lower() == "none":
+        return None
+    from agents.llm import make_llm
+
+    started = time.perf_counter()
+    with console.status(f"loading planner {spec} …"):
+        try:
+            llm = make_llm(spec, device=device, dtype=dtype)
+        except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
+            console.print(f"[red]cannot load planner {spec!r}:[/] {exc}")
+            raise typer.Exit(2) from exc
+    console.print(f"[dim]planner {llm.name} ready in {time.perf_counter() - started:.1f} s[/]")
+    return llm
+
+
+def default_out(kind: str, label: str) -> Path:
+    slug = "-".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())[:40] or kind
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{slug}"
+
+
+@app.command()
+def run(
+    goal: Annotated[str, typer.Argument(help="what to do, in plain words, e.g. 'make a wooden pickaxe'")],
+    seed: Annotated[int, typer.Option(help="world seed")] = 0,
+    max_steps: Annotated[int, typer.Option(help="env-step budget for the goal")] = 10_000,
+    llm: LLMOption = "transformers:smollm2",
+    out: Annotated[Path | None, typer.Option(help="episode folder (default runs/<time>-run-<goal>)")] = None,
+    video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
+) -> None:
+    """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
+    from agents.episode import run_episode
+    from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE
+
+    if max_steps < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
+    planner = load_llm(llm, device, dtype)
+    out = out or default_out("run", goal)
+    config = RafaConfig(max_env_steps=max_steps)
+    result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
+                         on_step=StepPrinter(console, verbose))
+    summary = result.summary
+    if summary.get("goal_achievement") is None:
+        console.print(f"[yellow]{summary['reason']}[/]")
+    elif summary.get("error"):
+        console.print(f"[red]episode failed:[/] {summary['reason']}")
+    console.print(f"[dim]{summary.get('env_steps', 0)} env steps · {summary['llm_calls']} LLM calls · "
+                  f"median {summary['decision_ms_median']:.0f} ms/decision · {summary['wall_seconds']:.1f} s[/]")
+    for name in (VIDEO_FILE, LOG_FILE, SUMMARY_FILE):
+        if (out / name).exists():
+            console.print(f"{name:13s} {out / name}")
+    raise typer.Exit(0 if result.success else 1)
+
+
+@app.command()
+def chat(
+    seed: Annotated[int, typer.Option(help="world seed")] = 0,
+    llm: LLMOption = "transformers:smollm2",
+    out: Annotated[Path | None, typer.Option(help="session folder (log, video, /save target)")] = None,
+    resume: Annotated[Path | None, typer.Option(help="folder written by /save to continue from")] = None,
+    video: Annotated[bool, typer.Option(help="write video.mp4 of the session")] = True,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+) -> None:
+    """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
+    from agents.chat import HELP, ChatReply, ChatSession
+
+    planner = load_llm(llm, device, dtype)
+    out = out or default_out("chat", f"seed {seed}")
+    try:
+        session = ChatSession(planner, seed=seed, out_dir=out, config=RafaConfig(), video=video, resume=resume)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]cannot resume:[/] {exc}")
+        raise typer.Exit(2) from exc
+    printer = StepPrinter(console)
+    console.print(f"[bold]embodia chat[/] — world seed {session.seed}, session folder {out}\n{HELP}")
+    try:
+        while True:
+            try:
+                line = console.input("[bold green]you>[/] ")
+            except EOFError:
+                break
+            try:
+                for item in session.handle(line):
+                    if isinstance(item, ChatReply):
+                        console.print(f"[bold blue]agent>[/] {item.text}")
+                        if item.quit:
+                            return
+                    else:
+                        printer(item)
+            except KeyboardInterrupt:
+                console.print("[yellow]interrupted — the world and memory are kept; type another goal[/]")
+    except KeyboardInterrupt:
+        console.print()
+    finally:
+        session.close()
+        console.print(f"[dim]session log: {out}[/]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,22 @@
+"""Prompt templates render strictly and name themselves in errors."""
+
+import pytest
+
+from prompts import PromptError, available, render_messages, render_text, version
+
+
+def test_planner_prompt_renders_system_and_user():
+    messages = render_messages("planner", goal="collect wood", state="Inventory: empty.", options=["collect wood"],
+                               reflections=["a lesson"], recent=[])
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert "Goal: collect wood" in messages[1]["content"]
+    assert "- a lesson" in messages[1]["content"]
+    assert len(version("planner")) == 12
+
+
+def test_missing_variable_names_the_template():
+    with pytest.raises(PromptError, match="planner"):
+        render_messages("planner", goal="x")
+    with pytest.raises(PromptError, match="available"):
+        render_text("no_such_prompt")
+    assert "planner" in available()

@@ -1,0 +1,139 @@
+"""The episode record: one folder per episode with ``episode.jsonl``, ``summary.json``, ``video.mp4``.
+
+It lives with the envs that produce it (DESIGN §2) and is read by agents, evals,
+VLA and world-model training. ``RecordEpisode`` is a gymnasium wrapper, so every
+env step is recorded no matter which skill or policy drove it; agent decisions
+are written into the same log with :meth:`EpisodeLog.write`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+LOG_FILE = "episode.jsonl"
+SUMMARY_FILE = "summary.json"
+VIDEO_FILE = "video.mp4"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class EpisodeLog:
+    """Append-only JSONL log; each record is flushed so a killed run keeps everything before it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, kind: str, **fields: Any) -> None:
+        record = {"type": kind, "time": round(time.time(), 3), **_jsonable(fields)}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """Read an episode log; a truncated final line (interrupted write) is dropped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines):
+                raise ValueError(f"{path}:{number}: corrupt log line") from None
+    return records
+
+
+def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write JSON via temp file + rename so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+class VideoWriter:
+    """H.264 mp4 through imageio-ffmpeg (its own ffmpeg binary ships in the wheel)."""
+
+    def __init__(self, path: str | Path, fps: int = 15) -> None:
+        import imageio.v2 as imageio
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = imageio.get_writer(self.path, fps=fps, codec="libx264", quality=7, macro_block_size=1)
+        self.frames = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        self._writer.append_data(np.asarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class RecordEpisode(gym.Wrapper):
+    """Log every env step to an :class:`EpisodeLog` and every rendered frame to a video.
+
+    Records hold what a reader needs without the env: the action name, reward,
+    inventory and newly unlocked achievements (Crafter's ``info`` keys).
+    """
+
+    def __init__(self, env: gym.Env, log: EpisodeLog, video: VideoWriter | None = None,
+                 action_names: tuple[str, ...] | None = None) -> None:
+        super().__init__(env)
+        self.log = log
+        self.video = video
+        self.action_names = action_names
+        self.steps = 0
+        self.actions: list[int] = []  # replayable trace: seed + actions restore a deterministic world
+        self._achievements: dict[str, int] = {}
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self._achievements = dict(info.get("achievements", {}))
+        self.actions = []
+        self.log.write("reset", seed=kwargs.get("seed"), inventory=info.get("inventory", {}))
+        self._record_frame()
+        return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        self.actions.append(int(action))
+        achievements = info.get("achievements", {})
+        unlocked = sorted(k for k, v in achievements.items() if v > self._achievements.get(k, 0))
+        self._achievements = dict(achievements)
+        name = self.action_names[int(action)] if self.action_names else action
+        self.log.write("step", t=self.steps, action=name, reward=float(reward), terminated=terminated,
+                       truncated=truncated, inventory=info.get("inventory", {}), unlocked=unlocked)
+        self._record_frame()
+        return obs, reward, terminated, truncated, info
+
+    def _record_frame(self) -> None:
+        if self.video is not None:
+            self.video.add(self.env.render())
