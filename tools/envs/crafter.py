@@ -21,9 +21,16 @@ ITEM_NAMES: tuple[str, ...] = tuple(constants.items)  # 16: health, food, drink,
 ACHIEVEMENTS: tuple[str, ...] = tuple(constants.achievements)  # 22, alphabetical
 MATERIAL_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(constants.materials)}  # water=1 ... furnace=12
 CREATURE_TYPES: tuple[type, ...] = (
-    objects.Player, objects.Cow, objects.Zombie, objects.Skeleton, objects.Arrow, objects.Plant)
+    objects.Player,
+    objects.Cow,
+    objects.Zombie,
+    objects.Skeleton,
+    objects.Arrow,
+    objects.Plant,
+)
 OBJECT_IDS: dict[str, int] = {
-    cls.__name__.lower(): len(MATERIAL_IDS) + 1 + i for i, cls in enumerate(CREATURE_TYPES)}  # player=13 ... plant=18
+    cls.__name__.lower(): len(MATERIAL_IDS) + 1 + i for i, cls in enumerate(CREATURE_TYPES)
+}  # player=13 ... plant=18
 SEMANTIC_NAMES: dict[int, str] = {v: k for k, v in {**MATERIAL_IDS, **OBJECT_IDS}.items()}
 VITALS: tuple[str, ...] = ("health", "food", "drink", "energy")
 VIEW_RADIUS: tuple[int, int] = (4, 3)  # the local view shows 9 x 7 tiles around the player (2 rows hold items)
@@ -32,23 +39,44 @@ DIRECTIONS: dict[tuple[int, int], str] = {(-1, 0): "west", (1, 0): "east", (0, -
 #: ``obs["state"]`` layout: 16 inventory values (crafter order, 0-9), 22 achievement counts clipped to 9
 #: (alphabetical order), daylight in [0, 1], facing (dx, dy) in {-1, 0, 1}, sleeping flag.
 STATE_FIELDS: tuple[str, ...] = (
-    *(f"inventory/{n}" for n in ITEM_NAMES), *(f"achievement/{n}" for n in ACHIEVEMENTS),
-    "daylight", "facing_x", "facing_y", "sleeping")
+    *(f"inventory/{n}" for n in ITEM_NAMES),
+    *(f"achievement/{n}" for n in ACHIEVEMENTS),
+    "daylight",
+    "facing_x",
+    "facing_y",
+    "sleeping",
+)
 _STATE_LOW = np.array([0] * (len(ITEM_NAMES) + len(ACHIEVEMENTS)) + [0, -1, -1, 0], np.float32)
 _STATE_HIGH = np.array([9] * (len(ITEM_NAMES) + len(ACHIEVEMENTS)) + [1, 1, 1, 1], np.float32)
 #: Things ``describe`` reports when visible; grass, sand and path are everywhere and say nothing.
-_DESCRIBED = ("water", "stone", "tree", "coal", "iron", "diamond", "lava", "table", "furnace",
-              "cow", "zombie", "skeleton", "plant", "arrow")
+_DESCRIBED = (
+    "water",
+    "stone",
+    "tree",
+    "coal",
+    "iron",
+    "diamond",
+    "lava",
+    "table",
+    "furnace",
+    "cow",
+    "zombie",
+    "skeleton",
+    "plant",
+    "arrow",
+)
 
 
 class _SeededCrafter(crafter.Env):
     """crafter.Env whose creature despawning does not depend on memory addresses."""
 
-    def _balance_object(self, chunk, objs, cls, material, span_dist, despan_dist,
-                        spawn_prob, despawn_prob, ctor, target_fn):
+    def _balance_object(
+        self, chunk, objs, cls, material, span_dist, despan_dist, spawn_prob, despawn_prob, ctor, target_fn
+    ):
         ordered = sorted(objs, key=lambda o: (type(o).__name__, int(o.pos[0]), int(o.pos[1])))
-        super()._balance_object(chunk, ordered, cls, material, span_dist, despan_dist,
-                                spawn_prob, despawn_prob, ctor, target_fn)
+        super()._balance_object(
+            chunk, ordered, cls, material, span_dist, despan_dist, spawn_prob, despawn_prob, ctor, target_fn
+        )
 
 
 def daylight_phase(daylight: float) -> str:
@@ -74,19 +102,29 @@ class CrafterEnv(gymnasium.Env):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, seed: int | None = None, length: int = 10000, size: int = 64,
-                 render_mode: str | None = "rgb_array", render_size: int = 256) -> None:
-        self._env = _SeededCrafter(area=(64, 64), view=(9, 9), size=(size, size), length=length,
-                                   seed=0 if seed is None else seed)
+    def __init__(
+        self,
+        seed: int | None = None,
+        length: int = 10000,
+        size: int = 64,
+        render_mode: str | None = "rgb_array",
+        render_size: int = 256,
+    ) -> None:
+        self._env = _SeededCrafter(
+            area=(64, 64), view=(9, 9), size=(size, size), length=length, seed=0 if seed is None else seed
+        )
         self._initial_seed = seed
         self.render_mode = render_mode
         self.render_size = render_size
         self.action_space = gymnasium.spaces.Discrete(len(ACTION_NAMES))
-        self.observation_space = gymnasium.spaces.Dict({
-            "image": gymnasium.spaces.Box(0, 255, (size, size, 3), np.uint8),
-            "state": gymnasium.spaces.Box(_STATE_LOW, _STATE_HIGH, dtype=np.float32),
-        })
+        self.observation_space = gymnasium.spaces.Dict(
+            {
+                "image": gymnasium.spaces.Box(0, 255, (size, size, 3), np.uint8),
+                "state": gymnasium.spaces.Box(_STATE_LOW, _STATE_HIGH, dtype=np.float32),
+            }
+        )
         self._last_info: dict[str, Any] | None = None
+        self._seen = np.zeros((64, 64), bool)
 
     # gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -98,15 +136,19 @@ class CrafterEnv(gymnasium.Env):
         elif self._env._player is None:  # first reset without any seed: draw one from np_random
             self._env._seed = int(self.np_random.integers(0, 2**31 - 1))
         image = self._env.reset()
+        self._seen = np.zeros(self.world.area, bool)
+        self._mark_seen()
         self._last_info = self._info(reward=0.0, discount=1.0)
         return self._obs(image), dict(self._last_info)
 
     def step(self, action: int):
         image, reward, done, info = self._env.step(int(action))
+        self._mark_seen()
         terminated = info["discount"] == 0
         truncated = bool(done and not terminated)
-        self._last_info = self._info(reward=float(info["reward"]), discount=float(info["discount"]),
-                                     semantic=info["semantic"])
+        self._last_info = self._info(
+            reward=float(info["reward"]), discount=float(info["discount"]), semantic=info["semantic"]
+        )
         return self._obs(image), float(reward), bool(terminated), truncated, dict(self._last_info)
 
     def render(self) -> np.ndarray:
@@ -115,11 +157,13 @@ class CrafterEnv(gymnasium.Env):
     # observation and info ------------------------------------------------------------------
     def _obs(self, image: np.ndarray) -> dict[str, np.ndarray]:
         player = self.player
-        state = np.concatenate([
-            [player.inventory[n] for n in ITEM_NAMES],
-            np.minimum([player.achievements[n] for n in ACHIEVEMENTS], 9),
-            [self.daylight, *player.facing, float(player.sleeping)],
-        ]).astype(np.float32)
+        state = np.concatenate(
+            [
+                [player.inventory[n] for n in ITEM_NAMES],
+                np.minimum([player.achievements[n] for n in ACHIEVEMENTS], 9),
+                [self.daylight, *player.facing, float(player.sleeping)],
+            ]
+        ).astype(np.float32)
         return {"image": image.astype(np.uint8), "state": np.clip(state, _STATE_LOW, _STATE_HIGH)}
 
     def _info(self, reward: float, discount: float, semantic: np.ndarray | None = None) -> dict[str, Any]:
@@ -176,6 +220,15 @@ class CrafterEnv(gymnasium.Env):
         return float(self.world.daylight)
 
     @property
+    def seen(self) -> np.ndarray:
+        """Tiles that have been inside the local view this episode (a copy), for exploration."""
+        return self._seen.copy()
+
+    def _mark_seen(self) -> None:
+        (px, py), (rx, ry) = self.player_pos, VIEW_RADIUS
+        self._seen[max(0, px - rx) : px + rx + 1, max(0, py - ry) : py + ry + 1] = True
+
+    @property
     def steps(self) -> int:
         return int(self._env._step or 0)
 
@@ -207,17 +260,21 @@ class CrafterEnv(gymnasium.Env):
         faced_id = int(self.semantic[self.player_pos[0] + fx, self.player_pos[1] + fy]) if self._in_map(fx, fy) else 0
         faced = SEMANTIC_NAMES.get(faced_id, "edge of the world")
         things = sorted(self.visible_things().items(), key=lambda kv: (abs(kv[1][0]) + abs(kv[1][1]), kv[0]))
-        nearby = [f"{name} {abs(dx) + abs(dy)} step{'s' if abs(dx) + abs(dy) != 1 else ''} {direction_words(dx, dy)}"
-                  for name, (dx, dy) in things]
+        nearby = [
+            f"{name} {abs(dx) + abs(dy)} step{'s' if abs(dx) + abs(dy) != 1 else ''} {direction_words(dx, dy)}"
+            for name, (dx, dy) in things
+        ]
         unlocked = [n for n in ACHIEVEMENTS if achievements[n] > 0]
         phase = daylight_phase(self.daylight) + (", sleeping" if self.player.sleeping else "")
-        return "\n".join([
-            f"Inventory: {', '.join(items) or 'empty'}.",
-            f"Vitals: {vitals}.",
-            f"Time: {phase}. Facing {DIRECTIONS[(fx, fy)]}: {faced}.",
-            f"Nearby: {', '.join(nearby) or 'only grass'}.",
-            f"Achievements: {', '.join(unlocked) or 'none yet'}.",
-        ])
+        return "\n".join(
+            [
+                f"Inventory: {', '.join(items) or 'empty'}.",
+                f"Vitals: {vitals}.",
+                f"Time: {phase}. Facing {DIRECTIONS[(fx, fy)]}: {faced}.",
+                f"Nearby: {', '.join(nearby) or 'only grass'}.",
+                f"Achievements: {', '.join(unlocked) or 'none yet'}.",
+            ]
+        )
 
     def _in_map(self, dx: int, dy: int) -> bool:
         x, y = self.player_pos[0] + dx, self.player_pos[1] + dy
