@@ -356,12 +356,13 @@ def _placeable(run: _Run, thing: str) -> np.ndarray:
 
 def _place(run: _Run) -> None:
     thing = run.spec.target
-    near_table = None
-    if thing == "furnace" and _nearest(run, "table") is not None:
-        # Put the furnace where one standing cell touches both, so iron tools can be made here.
-        near_table = lambda: neighbours_mask(run.mask("table"), chebyshev=True)  # noqa: E731
+    other = {"table": "furnace", "furnace": "table"}.get(thing)
+    beside = None
+    if other and _nearest(run, other) is not None:
+        # Stand next to the other station while placing, so one cell touches both (iron tools).
+        beside = lambda: neighbours_mask(run.mask(other), chebyshev=True)  # noqa: E731
     while True:
-        run.goto(f"free tile to place a {thing}", face=lambda: _placeable(run, thing), pos=near_table)
+        run.goto(f"free tile to place a {thing}", face=lambda: _placeable(run, thing), pos=beside)
         run.act(f"place_{thing}")
 
 
