@@ -67,7 +67,7 @@ def run_episode(goal_text: str, *, seed: int, out_dir: str | Path, llm: LLM | No
     config = config or RafaConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = EpisodeLog(out_dir / LOG_FILE)
+    log = EpisodeLog(out_dir / LOG_FILE, mode="w")  # a rerun replaces a half-written episode
     writer = VideoWriter(out_dir / VIDEO_FILE) if video else None
     usage_before = llm.usage.copy() if llm is not None else LLMUsage()
     started = time.perf_counter()

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
+import numpy as np
 
 from agents.llm.base import LLM
 from agents.memory import Memory, RecallTool
@@ -28,8 +29,11 @@ from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from prompts import render_messages, render_text
 from tools.base import ToolRegistry, ToolResult
 from tools.crafter_tools import ActTool, LookTool
+from tools.envs.crafter import SEMANTIC_NAMES
 from tools.envs.crafter_goals import Goal
 from tools.skills.crafter import NEAR_RADIUS, SKILLS
+
+HOSTILE = frozenset({"zombie", "skeleton"})
 
 
 @dataclass
@@ -41,9 +45,12 @@ class RafaConfig:
         branches: how many candidate futures (best by critic) are shown to the LLM.
         llm_weight: weight of the LLM's option probability in the value; below 1 it
             breaks ties between equally good futures without overruling the critic.
-        vital_threshold: a vital (food, drink, energy, health) below this is penalised.
-        vital_weight: critic penalty per missing vital point below the threshold.
+        vital_thresholds: a vital below its threshold is penalised (energy late: sleeping
+            in the open is dangerous, so it waits until tiredness starts to hurt).
+        vital_weight: critic penalty per missing vital point below its threshold.
         failure_penalty: critic penalty per recent failure of the same skill.
+        threat_radius: hostile creatures this close (tiles) are threats.
+        threat_weight: critic penalty per threat left unfought by the first step.
         recent_steps: how many past transitions the planner prompt shows.
         lessons_shown: how many reflections the planner prompt shows.
         max_env_steps: env-step budget for one goal.
@@ -56,9 +63,11 @@ class RafaConfig:
     horizon: int = 3
     branches: int = 8
     llm_weight: float = 0.5
-    vital_threshold: int = 4
+    vital_thresholds: dict[str, int] = field(default_factory=lambda: {"food": 4, "drink": 4, "energy": 2})
     vital_weight: float = 2.0
     failure_penalty: float = 1.5
+    threat_radius: int = 3
+    threat_weight: float = 3.0
     recent_steps: int = 4
     lessons_shown: int = 3
     max_env_steps: int = 10_000
@@ -99,11 +108,18 @@ class RafaAgent:
     # --- learn: the belief ---
     def belief(self) -> Belief:
         world = self.env.unwrapped
-        materials, objects = world.world.nearby(world.player.pos, NEAR_RADIUS)
-        visible = set(materials) | {type(o).__name__.lower() for o in objects}
+        visible = self._things_within(NEAR_RADIUS)
         remembered = self.placed - self.distrust
+        threats = self._things_within(self.config.threat_radius) & HOSTILE
         return Belief(inventory=dict(world.inventory), reachable=frozenset(visible | remembered),
-                      achievements=dict(world.achievements))
+                      threats=frozenset(threats), achievements=dict(world.achievements))
+
+    def _things_within(self, radius: int) -> set[str]:
+        """Names of materials and creatures within ``radius`` tiles (Chebyshev) of the player."""
+        world = self.env.unwrapped
+        x, y = world.player_pos
+        window = world.semantic[max(0, x - radius): x + radius + 1, max(0, y - radius): y + radius + 1]
+        return {SEMANTIC_NAMES[int(i)] for i in np.unique(window) if int(i) in SEMANTIC_NAMES}
 
     # --- the loop ---
     def run(self, goal: Goal) -> Iterator[Step]:
@@ -202,8 +218,10 @@ class RafaAgent:
             if rest is None:
                 continue
             cost = 1.0 + len(rest)
-            shortfall = sum(max(0, cfg.vital_threshold - after.count(v)) for v in VITALS)
-            critic = -cost - cfg.vital_weight * shortfall - cfg.failure_penalty * recent_failures.count(name)
+            shortfall = sum(max(0, level - after.count(v)) for v, level in cfg.vital_thresholds.items())
+            unfought = belief.threats - {SKILLS[name].target} if SKILLS[name].verb == "fight" else belief.threats
+            critic = (-cost - cfg.vital_weight * shortfall - cfg.failure_penalty * recent_failures.count(name)
+                      - cfg.threat_weight * len(unfought))
             candidates.append(Candidate([name, *rest][: cfg.horizon], cost, critic, None, critic))
         return candidates
 

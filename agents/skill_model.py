@@ -23,10 +23,11 @@ MAX_PLAN_LENGTH = 64
 
 @dataclass(frozen=True)
 class Belief:
-    """What the planner believes: inventory (observed), vitals, things within reach, achievements."""
+    """What the planner believes: inventory and vitals, things within reach, hostile creatures close by."""
 
     inventory: Mapping[str, int]
     reachable: frozenset[str] = frozenset()
+    threats: frozenset[str] = frozenset()
     achievements: Mapping[str, int] = field(default_factory=dict)
 
     def count(self, item: str) -> int:
@@ -78,6 +79,8 @@ class SkillModel:
         for thing in spec.near:
             if thing not in belief.reachable:
                 return False, f"no {thing} within reach"
+        if spec.verb == "sleep" and belief.threats:
+            return False, f"a {sorted(belief.threats)[0]} is too close to sleep"
         return True, ""
 
     def predict(self, belief: Belief, name: str) -> tuple[Prediction, Belief]:

@@ -37,10 +37,10 @@ def _jsonable(value: Any) -> Any:
 class EpisodeLog:
     """Append-only JSONL log; each record is flushed so a killed run keeps everything before it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, mode: str = "a") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open(mode, encoding="utf-8")
 
     def write(self, kind: str, **fields: Any) -> None:
         record = {"type": kind, "time": round(time.time(), 3), **_jsonable(fields)}

@@ -85,6 +85,10 @@ class TransformersLLM(LLM):
         self._prefix_ids: list[int] = []
         self._prefix_cache: DynamicCache | None = None
 
+    def clear_prefix_cache(self) -> None:
+        """Forget the cached prompt, so the next `score` runs its whole prompt (benchmarks, memory)."""
+        self._prefix_ids, self._prefix_cache = [], None
+
     # ----------------------------------------------------------------------------------- prompts
     def render(self, prompt: str | Messages) -> str:
         """Prompt text as the model sees it: chat messages go through the chat template."""

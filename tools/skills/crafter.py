@@ -243,7 +243,10 @@ class _Run:
 
     def achieved(self) -> bool:
         ach = self.spec.achievement
-        return ach is not None and self.game.achievements[ach] > self.start_achievements[ach]
+        unlocked = ach is not None and self.game.achievements[ach] > self.start_achievements[ach]
+        if self.spec.verb == "drink":  # one sip is +1: keep drinking until full, as a planner means it
+            return unlocked and self.game.inventory["drink"] >= constants.items["drink"]["max"]
+        return unlocked
 
     # map views --------------------------------------------------------------------------
     def mask(self, thing: str) -> np.ndarray:

@@ -1,0 +1,69 @@
+"""The RAFA loop in a real Crafter world: act for now, compare with the prediction, reflect, replan."""
+
+import numpy as np
+
+from agents.rafa import RafaAgent, RafaConfig
+from agents.steps import ActionStep, FinalStep, PlanningStep
+from tools.envs.crafter import MATERIAL_IDS, CrafterEnv
+from tools.envs.crafter_goals import GOALS
+from tools.skills.crafter import NEAR_RADIUS, run_skill
+
+
+def finish(agent: RafaAgent, achievement: str) -> tuple[list, FinalStep]:
+    steps = list(agent.run(GOALS[achievement]))
+    assert isinstance(steps[-1], FinalStep)
+    return steps, steps[-1]
+
+
+def distance_to_nearest_table(env: CrafterEnv) -> float:
+    xs, ys = np.nonzero(env.semantic == MATERIAL_IDS["table"])
+    px, py = env.player_pos
+    return float(np.min(np.maximum(np.abs(xs - px), np.abs(ys - py)))) if len(xs) else np.inf
+
+
+def test_first_step_only_then_final():
+    env = CrafterEnv(seed=3)
+    env.reset(seed=3)
+    agent = RafaAgent(env, llm=None, config=RafaConfig(max_env_steps=300))
+    steps, final = finish(agent, "collect_wood")
+    assert final.success, final.reason
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds == ["PlanningStep", "ActionStep"] * (len(steps) // 2) + ["FinalStep"]
+    assert steps[0].chosen.first == "collect wood"
+    assert agent.memory.of_kind("transition")[0].data["matched"] is True
+
+
+def test_replans_when_a_remembered_table_is_out_of_reach():
+    env = CrafterEnv(seed=1)
+    env.reset(seed=1)
+    agent = RafaAgent(env, llm=None, config=RafaConfig(max_env_steps=1500))
+    assert finish(agent, "place_table")[1].success
+    assert "table" in agent.placed
+    assert finish(agent, "collect_wood")[1].success  # hold wood, so the pickaxe looks one step away
+    for _ in range(8):  # walk away from the table the agent remembers placing
+        if distance_to_nearest_table(env) > NEAR_RADIUS + 1:
+            break
+        run_skill(env, "explore")
+    assert distance_to_nearest_table(env) > NEAR_RADIUS + 1
+
+    steps, final = finish(agent, "make_wood_pickaxe")
+    actions = [s for s in steps if isinstance(s, ActionStep)]
+    tried = [a for a in actions if a.arguments["skill"] in ("make wood_pickaxe", "place table")]
+    failed_make = [a for a in actions if a.arguments["skill"] == "make wood_pickaxe" and not a.matched]
+    # The model trusted its memory of the table, so either it went for the pickaxe directly (and the
+    # contradiction made it replan), or it first gathered wood and then tried: both must end in success.
+    assert failed_make, f"expected a contradicted prediction, got {[a.outcome for a in actions]}"
+    assert "table" in failed_make[0].reflection and "table" in agent.distrust
+    assert any(a.arguments["skill"] == "place table" and a.ok for a in tried[tried.index(failed_make[0]):])
+    assert final.success, final.reason
+    assert agent.memory.of_kind("reflection")
+
+
+def test_budget_ends_the_goal_with_a_reason():
+    env = CrafterEnv(seed=0)
+    env.reset(seed=0)
+    agent = RafaAgent(env, llm=None, config=RafaConfig(max_env_steps=5))
+    steps, final = finish(agent, "make_iron_pickaxe")
+    assert not final.success
+    assert "budget" in final.reason
+    assert any(isinstance(s, PlanningStep) for s in steps)

@@ -1,0 +1,11 @@
+"""Shared fixtures: the embedded planner is converted once per machine and loaded once per session."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir():
+    """Path of the cached safetensors copy of the embedded SmolLM2 (converted on first use, ~30 s)."""
+    from agents.llm.smollm2 import embedded_model_dir as locate
+
+    return locate()
