@@ -58,6 +58,10 @@ class RafaConfig:
         max_llm_calls: LLM-call budget for one goal; past it the critic decides alone.
         max_seconds: wall-clock budget for one goal.
         llm_retries: retries of a failed or invalid LLM decision before falling back.
+        lookahead: False drops the model and critic: the LLM alone picks among feasible
+            skills, one step at a time (the ReAct-style "greedy" baseline).
+        replan: False plans once with the model and executes that plan to its end
+            whatever happens (the "open-loop" baseline).
     """
 
     horizon: int = 3
@@ -75,6 +79,8 @@ class RafaConfig:
     max_llm_calls: int = 500
     max_seconds: float = 3600.0
     llm_retries: int = 1
+    lookahead: bool = True
+    replan: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -129,6 +135,7 @@ class RafaAgent:
         start_counts = dict(world.achievements)
         started, env_steps, decisions, llm_calls = time.perf_counter(), 0, 0, 0
         self.memory.add("goal", f"goal: {goal.phrase}", step=world.steps, goal=goal.achievement)
+        self._open_loop_plan: list[str] | None = None
         final: FinalStep | None = None
         while final is None:
             exhausted = self._exhausted(decisions, env_steps, time.perf_counter() - started)
@@ -183,11 +190,13 @@ class RafaAgent:
         started = time.perf_counter()
         belief = self.belief()
         state = self.tools.call("look", {}).text
+        if not cfg.replan:
+            return self._open_loop(goal, index, belief, state)
         candidates = self._candidates(goal, belief)
         if not candidates:
             return PlanningStep(index, goal.phrase, state, [], None, "nothing feasible",
                                 error=f"no plan reaches {goal.achievement} from here")
-        shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches]
+        shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches if cfg.lookahead else None]
         llm_ms, error = 0.0, None
         if self.llm is not None and use_llm and len(shortlist) > 1:
             llm_started = time.perf_counter()
@@ -198,13 +207,29 @@ class RafaAgent:
                     candidate.llm_logprob = logprob
                     candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
         chosen = max(shortlist, key=lambda c: c.value)
-        thought = (f"{goal.phrase}: plan {' → '.join(chosen.future)}"
-                   f" ({chosen.cost_to_go:.0f} skill calls to go); doing {chosen.first!r} now")
+        to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
+        thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
                             (time.perf_counter() - started) * 1000, error)
 
+    def _open_loop(self, goal: Goal, index: int, belief: Belief, state: str) -> PlanningStep:
+        """Plan once from the first belief, then hand out its steps in order, never revising them."""
+        if self._open_loop_plan is None:
+            self._open_loop_plan = self.model.plan(belief, goal.achievement) or []
+        if not self._open_loop_plan:
+            return PlanningStep(index, goal.phrase, state, [], None, "plan exhausted",
+                                error="the open-loop plan ended without reaching the goal")
+        future = list(self._open_loop_plan)
+        self._open_loop_plan.pop(0)
+        chosen = Candidate(future, float(len(future)), -len(future), None, -len(future))
+        return PlanningStep(index, goal.phrase, state, [chosen], chosen,
+                            f"{goal.phrase}: following the fixed plan; doing {future[0]!r} now")
+
     def _candidates(self, goal: Goal, belief: Belief) -> list[Candidate]:
         cfg = self.config
+        if not cfg.lookahead:  # greedy: every feasible skill is an equal candidate; the LLM decides
+            return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
+                    if self.model.check(belief, name)[0]]
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
         candidates = []
         for name in self.model.skills:
