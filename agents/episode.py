@@ -10,18 +10,21 @@ import platform
 import statistics
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from agents.goals import resolve_goal
+import gymnasium as gym
+
+from agents.goals import GoalResolution, resolve_goal
 from agents.llm.base import LLM, LLMUsage
 from agents.memory import Memory
 from agents.rafa import RafaAgent, RafaConfig
 from agents.steps import FinalStep, PlanningStep, Step
 from tools.envs.crafter import ACTION_NAMES, CrafterEnv
+from tools.envs.crafter_goals import Goal
 from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE, EpisodeLog, RecordEpisode, VideoWriter, write_json_atomic
 
 
@@ -44,6 +47,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+class Agent(Protocol):
+    """What ``run_episode`` drives: RAFA and the evaluation baselines alike."""
+
+    memory: Memory
+
+    def run(self, goal: Goal) -> Iterator[Step]: ...
+
+
+#: Builds the agent for one episode from (env, llm, memory, config); ``RafaAgent`` itself is one.
+AgentFactory = Callable[[gym.Env, LLM | None, Memory, RafaConfig], Agent]
+
+
 @dataclass
 class EpisodeResult:
     """Where the episode's files are and how it ended."""
@@ -56,13 +71,17 @@ class EpisodeResult:
         return bool(self.summary["success"])
 
 
-def run_episode(goal_text: str, *, seed: int, out_dir: str | Path, llm: LLM | None,
+def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: LLM | None,
                 config: RafaConfig | None = None, video: bool = True,
-                on_step: Callable[[Step], None] | None = None) -> EpisodeResult:
+                on_step: Callable[[Step], None] | None = None,
+                make_agent: AgentFactory = RafaAgent) -> EpisodeResult:
     """Resolve ``goal_text``, pursue it in a fresh Crafter world seeded with ``seed``, record everything.
 
     Never raises for what happens inside the episode: an unknown goal, an env
     crash or a budget overrun end it as failed, with the reason in the summary.
+    A ``Goal`` is taken as is (evaluation suites name goals exactly, and the
+    open-ended objective is no user phrase); ``make_agent`` lets the evaluation
+    baselines run through this same code path.
     """
     config = config or RafaConfig()
     out_dir = Path(out_dir)
@@ -71,12 +90,15 @@ def run_episode(goal_text: str, *, seed: int, out_dir: str | Path, llm: LLM | No
     writer = VideoWriter(out_dir / VIDEO_FILE) if video else None
     usage_before = llm.usage.copy() if llm is not None else LLMUsage()
     started = time.perf_counter()
+    goal = goal_text if isinstance(goal_text, Goal) else None
+    goal_text = goal.phrase if goal else goal_text
     summary: dict[str, Any] = {"goal": goal_text, "seed": seed, "llm": llm.name if llm else None,
                                "success": False, "versions": versions()}
     decision_ms: list[float] = []
     final: FinalStep | None = None
     try:
-        resolution = resolve_goal(goal_text, llm)
+        resolution = (GoalResolution(goal_text, goal, goal, 1.0, f"goal: {goal_text}") if goal
+                      else resolve_goal(goal_text, llm))
         summary["goal_achievement"] = resolution.goal.achievement if resolution.goal else None
         log.write("goal", request=goal_text, resolved=summary["goal_achievement"], message=resolution.message)
         if resolution.goal is None:
@@ -85,7 +107,7 @@ def run_episode(goal_text: str, *, seed: int, out_dir: str | Path, llm: LLM | No
         else:
             env = RecordEpisode(CrafterEnv(seed=seed, length=config.max_env_steps), log, writer, ACTION_NAMES)
             env.reset(seed=seed)
-            agent = RafaAgent(env, llm, Memory(), config)
+            agent = make_agent(env, llm, Memory(), config)
             for step in agent.run(resolution.goal):
                 log.write(type(step).__name__, **step.to_record())
                 if isinstance(step, PlanningStep) and step.llm_ms > 0:

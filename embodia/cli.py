@@ -12,9 +12,11 @@ from rich.console import Console
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from embodia.console import StepPrinter
+from embodia.eval_cli import eval_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
+app.add_typer(eval_app, name="eval")
 console = Console()
 
 LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. transformers:smollm2, or 'none' "

@@ -15,6 +15,7 @@ import json
 import pathlib
 import time
 
+import gymnasium
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -38,20 +39,25 @@ _GIVER = {item: spec.name for spec in SKILLS.values() if spec.verb == "collect" 
 
 
 class Oracle:
-    """Hard-coded dependency solver over ``SKILLS``; one instance per episode."""
+    """Hard-coded dependency solver over ``SKILLS``; one instance per episode.
 
-    def __init__(self, env: CrafterEnv, deadline: int) -> None:
-        self.env, self.deadline = env, deadline
+    It steps ``env`` (which may be a recording wrapper) and reads state from ``env.unwrapped``.
+    """
+
+    def __init__(self, env: gymnasium.Env, deadline: int) -> None:
+        self.env, self.game, self.deadline = env, env.unwrapped, deadline
+        self.calls = 0
 
     def over(self) -> bool:
-        return self.env.steps >= self.deadline or self.env.player.health <= 0
+        return self.game.steps >= self.deadline or self.game.player.health <= 0
 
     def call(self, name: str):
-        return run_skill(self.env, name, budget=max(1, min(SKILLS[name].budget, self.deadline - self.env.steps)))
+        self.calls += 1
+        return run_skill(self.env, name, budget=max(1, min(SKILLS[name].budget, self.deadline - self.game.steps)))
 
     def survive(self) -> None:
-        inv = self.env.inventory
-        night = daylight_phase(self.env.daylight) != "day"
+        inv = self.game.inventory
+        night = daylight_phase(self.game.daylight) != "day"
         if inv["drink"] <= 4:
             self.call("drink water")
         if inv["food"] <= 4:
@@ -66,7 +72,7 @@ class Oracle:
             if self.over():
                 return False
             self.survive()
-            inv = self.env.inventory
+            inv = self.game.inventory
             missing = next((k for k, n in spec.requires.items() if inv[k] < n), None)
             if missing is not None and depth < 6:
                 self.achieve(_GIVER.get(missing) or f"make {missing}", depth + 1)

@@ -1,0 +1,109 @@
+"""``embodia eval``: run an agent over a suite (``embodia eval SUITE …``) and compare runs (``embodia eval compare``).
+
+Flags become an :class:`~evals.runner.EvalConfig`; the work happens in ``evals``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperGroup
+
+from evals.agents import AGENTS, DEFAULT_LLM
+from evals.store import ResultsError
+from evals.suite import SuiteError
+
+
+class _SuiteFirst(TyperGroup):
+    """``embodia eval SUITE …`` means ``embodia eval run SUITE …``; named subcommands stay as they are."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(cls=_SuiteFirst, no_args_is_help=True, add_completion=False,
+                       help="Evaluate agents over suites of goals × seeds: `embodia eval SUITE`, "
+                            "`embodia eval compare RUN RUN …`.")
+console = Console()
+
+
+@eval_app.command("run")
+def run(
+    suite: Annotated[str, typer.Argument(help="suite YAML file, or a built-in suite: smoke, crafter-goals, "
+                                              "crafter-open")],
+    agent: Annotated[str, typer.Option(help=f"one of: {', '.join(AGENTS)}")] = "rafa",
+    llm: Annotated[str, typer.Option(help="planner BACKEND:MODEL for LLM agents, or 'none' (critic only)")]
+    = DEFAULT_LLM,
+    split: Annotated[str, typer.Option(help="seed split of the suite: dev, heldout")] = "dev",
+    num_seeds: Annotated[int | None, typer.Option(help="use only the first N seeds of the split")] = None,
+    workers: Annotated[int, typer.Option(help="parallel episode processes (each loads its own LLM)")] = 1,
+    video: Annotated[str, typer.Option(help="record videos: none, failures, all")] = "none",
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/<time>-eval-<suite>-<agent>)")] = None,
+    resume: Annotated[bool, typer.Option(help="finish an interrupted run in --out: only missing episodes run")]
+    = False,
+    device: Annotated[str, typer.Option(help="torch device for the planner")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="planner dtype")] = "float32",
+) -> None:
+    """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
+    from embodia.cli import default_out
+    from evals.report import write_report
+    from evals.runner import EvalConfig, run_suite
+    from evals.suite import load_suite
+
+    try:
+        loaded = load_suite(suite)
+        config = EvalConfig(loaded, agent, llm, out or default_out("eval", f"{loaded.name} {agent}"), split,
+                            num_seeds, workers, video, device, dtype)
+        total = len(config.jobs())
+        console.print(f"[bold]{loaded.name}[/] · agent {agent} · planner {config.planner or 'none'} · split {split} "
+                      f"· {total} episodes · {workers} worker{'s' * (workers > 1)} → {config.out}")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("episodes", total=total)
+            wins = [0]
+
+            def advance(record: dict[str, Any], done: int, total: int) -> None:
+                wins[0] += bool(record["success"])
+                mark = "[red]raised[/]" if record["status"] == "error" else ("ok" if record["success"] else "failed")
+                progress.update(task, completed=done, description=f"{record['episode']} {mark} · {wins[0]} ✓")
+
+            records = run_suite(config, resume=resume, on_result=advance)
+            progress.update(task, completed=total)
+    except (SuiteError, ResultsError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    except BrokenProcessPool as exc:
+        console.print(f"[red]a worker process died ({exc}); finished episodes are saved — rerun with --resume[/]")
+        raise typer.Exit(1) from exc
+    report = write_report(config.out)
+    errors = sum(r["status"] == "error" for r in records)
+    console.print(f"{sum(r['success'] for r in records)}/{len(records)} episodes succeeded"
+                  + (f", [red]{errors} raised[/]" if errors else "") + f"\nreport       {report}")
+
+
+@eval_app.command("compare")
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="run folders written by `embodia eval SUITE`")],
+    out: Annotated[Path | None, typer.Option(help="folder for compare.md/png/json (default runs/<time>-compare)")]
+    = None,
+) -> None:
+    """Put several runs side by side: one table (Crafter score, success with CI, cost) and one plot."""
+    from embodia.cli import default_out
+    from evals.report import write_comparison
+
+    try:
+        path = write_comparison(runs, out or default_out("compare", "runs"))
+    except (FileNotFoundError, ResultsError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    console.print(path.read_text())
+    console.print(f"comparison   {path}")

@@ -1,0 +1,77 @@
+"""The agents a suite can evaluate, by name, so every number in a report has a comparison.
+
+=========  ===========================================================  =========  ==========
+name       what it is                                                   uses LLM   privileged
+=========  ===========================================================  =========  ==========
+random     uniformly random actions                                     no         no
+oracle     scripted expert over the skills, knows the dependency tree   no         yes
+greedy     ReAct-style: the LLM picks one feasible skill at a time      yes        no
+open-loop  plans once with the skill model, never replans               no         no
+rafa       the full RAFA loop: model + critic + LLM prior, replanning   yes        no
+=========  ===========================================================  =========  ==========
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.episode import AgentFactory
+from agents.rafa import RafaAgent, RafaConfig
+from evals.baselines import OracleAgent, RandomAgent
+from evals.open_ended import OpenEnded
+from evals.suite import Suite
+
+DEFAULT_LLM = "transformers:smollm2"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one kind of agent for a suite.
+
+    ``switches`` are the RafaConfig fields that make this agent what it is (they win over
+    suite overrides); ``uses_llm`` False means no planner is loaded whatever ``--llm`` says.
+    """
+
+    name: str
+    description: str
+    factory: AgentFactory
+    uses_llm: bool
+    privileged: bool = False
+    switches: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, suite: Suite) -> RafaConfig:
+        return suite.rafa_config(**self.switches)
+
+    def make_agent(self, suite: Suite) -> AgentFactory:
+        """The factory ``run_episode`` calls: wrapped to walk every achievement for open-ended suites."""
+        if suite.open_ended:
+            return functools.partial(OpenEnded, self.factory, suite.steps_per_goal)
+        return self.factory
+
+
+AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
+    AgentSpec("random", "uniformly random actions", RandomAgent, uses_llm=False),
+    AgentSpec("oracle", "privileged scripted expert that knows the dependency tree", OracleAgent,
+              uses_llm=False, privileged=True),
+    AgentSpec("greedy", "ReAct-style: the LLM picks one feasible skill at a time, no lookahead", RafaAgent,
+              uses_llm=True, switches={"lookahead": False}),
+    AgentSpec("open-loop", "plans once with the skill model and never replans (no LLM calls)", RafaAgent,
+              uses_llm=False, switches={"replan": False}),
+    AgentSpec("rafa", "RAFA: skill model + critic + LLM prior, replanning on surprises", RafaAgent, uses_llm=True),
+)}
+
+
+def get_agent(name: str) -> AgentSpec:
+    """The agent called ``name``; an unknown name gets the list of valid ones."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
+    return AGENTS[name]
+
+
+def agent_label(name: str, llm: str | None) -> str:
+    """How a run is named in reports: the agent, its planner, and a mark for privileged agents."""
+    spec = get_agent(name)
+    label = name if not spec.uses_llm else f"{name} ({llm or 'no LLM'})"
+    return f"{label} †" if spec.privileged else label
