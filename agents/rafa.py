@@ -29,11 +29,11 @@ from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from prompts import render_messages, render_text
 from tools.base import ToolRegistry, ToolResult
 from tools.crafter_tools import ActTool, LookTool
-from tools.envs.crafter import SEMANTIC_NAMES
+from tools.envs.crafter import SEMANTIC_NAMES, daylight_phase
 from tools.envs.crafter_goals import Goal
 from tools.skills.crafter import NEAR_RADIUS, SKILLS
 
-HOSTILE = frozenset({"zombie", "skeleton"})
+HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beats fighting them
 
 
 @dataclass
@@ -47,10 +47,13 @@ class RafaConfig:
             breaks ties between equally good futures without overruling the critic.
         vital_thresholds: a vital below its threshold is penalised (energy late: sleeping
             in the open is dangerous, so it waits until tiredness starts to hurt).
+        night_energy_threshold: the energy threshold at dusk and night once a pickaxe can dig
+            a shelter: zombies spawn in the dark, so resting walled-in is the safe plan.
         vital_weight: critic penalty per missing vital point below its threshold.
         failure_penalty: critic penalty per recent failure of the same skill.
         threat_radius: hostile creatures this close (tiles) are threats.
         threat_weight: critic penalty per threat left unfought by the first step.
+        fight_min_health: below or at this health, fighting earns no credit (walk away instead).
         recent_steps: how many past transitions the planner prompt shows.
         lessons_shown: how many reflections the planner prompt shows.
         max_env_steps: env-step budget for one goal.
@@ -68,10 +71,12 @@ class RafaConfig:
     branches: int = 8
     llm_weight: float = 0.5
     vital_thresholds: dict[str, int] = field(default_factory=lambda: {"food": 4, "drink": 4, "energy": 2})
+    night_energy_threshold: int = 9
     vital_weight: float = 2.0
     failure_penalty: float = 1.5
     threat_radius: int = 3
     threat_weight: float = 3.0
+    fight_min_health: int = 4
     recent_steps: int = 4
     lessons_shown: int = 3
     max_env_steps: int = 10_000
@@ -118,7 +123,8 @@ class RafaAgent:
         remembered = self.placed - self.distrust
         threats = self._things_within(self.config.threat_radius) & HOSTILE
         return Belief(inventory=dict(world.inventory), reachable=frozenset(visible | remembered),
-                      threats=frozenset(threats), achievements=dict(world.achievements))
+                      threats=frozenset(threats), night=daylight_phase(world.daylight) != "day",
+                      achievements=dict(world.achievements))
 
     def _things_within(self, radius: int) -> set[str]:
         """Names of materials and creatures within ``radius`` tiles (Chebyshev) of the player."""
@@ -231,6 +237,9 @@ class RafaAgent:
             return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
                     if self.model.check(belief, name)[0]]
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
+        thresholds = dict(cfg.vital_thresholds)
+        if belief.night and belief.count("wood_pickaxe"):
+            thresholds["energy"] = cfg.night_energy_threshold
         candidates = []
         for name in self.model.skills:
             prediction, after = self.model.predict(belief, name)
@@ -243,8 +252,9 @@ class RafaAgent:
             if rest is None:
                 continue
             cost = 1.0 + len(rest)
-            shortfall = sum(max(0, level - after.count(v)) for v, level in cfg.vital_thresholds.items())
-            unfought = belief.threats - {SKILLS[name].target} if SKILLS[name].verb == "fight" else belief.threats
+            shortfall = sum(max(0, level - after.count(v)) for v, level in thresholds.items())
+            fights = SKILLS[name].verb == "fight" and belief.count("health") > cfg.fight_min_health
+            unfought = belief.threats - {SKILLS[name].target} if fights else belief.threats
             critic = (-cost - cfg.vital_weight * shortfall - cfg.failure_penalty * recent_failures.count(name)
                       - cfg.threat_weight * len(unfought))
             candidates.append(Candidate([name, *rest][: cfg.horizon], cost, critic, None, critic))

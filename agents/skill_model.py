@@ -28,6 +28,7 @@ class Belief:
     inventory: Mapping[str, int]
     reachable: frozenset[str] = frozenset()
     threats: frozenset[str] = frozenset()
+    night: bool = False
     achievements: Mapping[str, int] = field(default_factory=dict)
 
     def count(self, item: str) -> int:

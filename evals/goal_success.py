@@ -41,7 +41,8 @@ def main(
     goals: Annotated[str, typer.Option(help="comma-separated goals (default: the ten tech-tree goals)")] = "",
     llm: Annotated[str, typer.Option(help="planner BACKEND:MODEL or 'none'")] = "transformers:smollm2",
     max_steps: Annotated[int, typer.Option(help="env-step budget per episode")] = 10_000,
-    out: Annotated[Path, typer.Option(help="JSON results; episodes go next to it")] = Path("runs/bench/goal_success.json"),
+    out: Annotated[Path, typer.Option(help="JSON results; episodes go next to it")] = Path(
+        "runs/bench/goal_success.json"),
 ) -> None:
     from embodia.cli import load_llm
 

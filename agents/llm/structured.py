@@ -43,8 +43,23 @@ def extract_json_object(text: str) -> dict:
     raise ValueError("no JSON object found in the reply")
 
 
+def _skeleton(schema: dict) -> object:
+    """An example-shaped placeholder for `schema`.
+
+    Small models copy a raw JSON schema back verbatim, but fill in an example of the wanted shape well.
+    """
+    if "enum" in schema:
+        return f"<one of {' | '.join(json.dumps(v) for v in schema['enum'])}>"
+    if "properties" in schema:
+        return {key: _skeleton(sub) for key, sub in schema["properties"].items()}
+    if schema.get("type") == "array":
+        return [_skeleton(schema.get("items", {}))]
+    kind = schema.get("type")
+    return f"<{' or '.join(kind) if isinstance(kind, list) else kind or 'value'}>"
+
+
 def _instruction(schema: dict) -> str:
-    return f"Reply with only a JSON object that matches this JSON schema:\n{json.dumps(schema)}"
+    return f"Reply with only a JSON object of this form: {json.dumps(_skeleton(schema))}"
 
 
 def generate_json(

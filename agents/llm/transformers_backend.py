@@ -47,6 +47,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def cpu_threads(requested: int | None = None) -> int:
+    """Torch CPU threads: `requested`, else $EMBODIA_LLM_THREADS, else the cores this process may use.
+
+    Lower it when other processes share the cores: on a busy 2-core machine, 2 OpenMP threads made a
+    forward pass ~5x slower than 1 thread (spinning threads wait on a descheduled peer).
+    """
+    return requested or int(os.environ.get("EMBODIA_LLM_THREADS", 0)) or len(os.sched_getaffinity(0))
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -73,8 +82,7 @@ class TransformersLLM(LLM):
     ) -> None:
         self.device = resolve_device(device)
         if self.device == "cpu":
-            # torch defaults to all logical CPUs; the cores we may actually run on is the better guess.
-            torch.set_num_threads(num_threads or len(os.sched_getaffinity(0)))
+            torch.set_num_threads(cpu_threads(num_threads))
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device)
         if adapter:

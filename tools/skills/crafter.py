@@ -18,7 +18,7 @@ import numpy as np
 from crafter import constants, objects
 
 from tools.base import ToolResult
-from tools.envs.crafter import ACTION_NAMES, MATERIAL_IDS, CrafterEnv
+from tools.envs.crafter import ACTION_NAMES, MATERIAL_IDS, CrafterEnv, daylight_phase
 from tools.skills.navigation import DIRS, MOVE_ACTIONS, WALKABLE_IDS, cell_kinds, neighbours_mask, plan
 
 #: A ``near`` thing (table, furnace) counts as "within reach" of ``make`` when it lies within this
@@ -246,6 +246,9 @@ class _Run:
         unlocked = ach is not None and self.game.achievements[ach] > self.start_achievements[ach]
         if self.spec.verb == "drink":  # one sip is +1: keep drinking until full, as a planner means it
             return unlocked and self.game.inventory["drink"] >= constants.items["drink"]["max"]
+        if self.spec.verb == "sleep" and getattr(self, "shelter", False):
+            # Rested but still dark: stay walled in until morning, when the zombies thin out.
+            return unlocked and daylight_phase(self.game.daylight) == "day"
         return unlocked
 
     # map views --------------------------------------------------------------------------
