@@ -1,0 +1,40 @@
+"""The episode record: every env step logged, frames in the video, logs that survive a killed writer."""
+
+import json
+
+import imageio.v2 as imageio
+import pytest
+
+from tools.envs.crafter import ACTION_NAMES, CrafterEnv
+from tools.episodes import EpisodeLog, RecordEpisode, VideoWriter, read_log, write_json_atomic
+
+
+def test_record_episode_logs_steps_and_frames(tmp_path):
+    log = EpisodeLog(tmp_path / "episode.jsonl")
+    video = VideoWriter(tmp_path / "video.mp4")
+    env = RecordEpisode(CrafterEnv(seed=0), log, video, ACTION_NAMES)
+    env.reset(seed=0)
+    for action in (1, 2, 5, 5):
+        env.step(action)
+    video.close()
+    log.close()
+    records = read_log(tmp_path / "episode.jsonl")
+    assert [r["type"] for r in records] == ["reset", "step", "step", "step", "step"]
+    assert [r["action"] for r in records[1:]] == ["move_left", "move_right", "do", "do"]
+    assert env.actions == [1, 2, 5, 5]
+    assert sum(1 for _ in imageio.get_reader(tmp_path / "video.mp4")) == 5
+
+
+def test_truncated_last_line_is_dropped_but_corruption_inside_is_an_error(tmp_path):
+    path = tmp_path / "episode.jsonl"
+    path.write_text('{"type": "step"}\n{"type": "st')
+    assert read_log(path) == [{"type": "step"}]
+    path.write_text('{"type": "st\n{"type": "step"}\n')
+    with pytest.raises(ValueError, match=":1: corrupt"):
+        read_log(path)
+
+
+def test_json_written_atomically(tmp_path):
+    path = write_json_atomic(tmp_path / "summary.json", {"success": True})
+    assert json.loads(path.read_text()) == {"success": True}
+    assert not (tmp_path / "summary.json.tmp").exists()
