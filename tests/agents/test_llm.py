@@ -92,8 +92,8 @@ def test_generate_respects_max_tokens_stop_and_counts_usage(llm: TransformersLLM
     assert used.calls == 1 and 0 < used.completion_tokens <= 8 and used.prompt_tokens > 0 and used.seconds > 0
 
     before = llm.usage.copy()
-    stopped = llm.generate([{"role": "user", "content": "Count from 1 to 20, separated by commas."}], stop=[","])
-    assert "," not in stopped and stopped.strip()
+    stopped = llm.generate([{"role": "user", "content": "Count from 1 to 20, one number per line."}], stop=["\n"])
+    assert "\n" not in stopped and stopped.strip()
     assert (llm.usage - before).completion_tokens < 10  # generation halted at the stop string
 
 
