@@ -204,7 +204,7 @@ class RafaAgent:
                                 error=f"no plan reaches {goal.achievement} from here")
         shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches if cfg.lookahead else None]
         llm_ms, error = 0.0, None
-        if self.llm is not None and use_llm and len(shortlist) > 1:
+        if self.llm is not None and use_llm and self._llm_can_change(shortlist):
             llm_started = time.perf_counter()
             logprobs, error = self._llm_prior(goal, state, [c.first for c in shortlist])
             llm_ms = (time.perf_counter() - llm_started) * 1000
@@ -217,6 +217,17 @@ class RafaAgent:
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
                             (time.perf_counter() - started) * 1000, error)
+
+    def _llm_can_change(self, shortlist: list[Candidate]) -> bool:
+        """Whether the LLM's term (at most ``llm_weight``) could change the choice; if not, skip the call.
+
+        Exact, not a heuristic: when the best critic value leads by more than the
+        weight, no LLM probability can overturn it, so the answer is known already.
+        """
+        if len(shortlist) < 2:
+            return False
+        best, second = sorted((c.critic for c in shortlist), reverse=True)[:2]
+        return best - second <= self.config.llm_weight
 
     def _open_loop(self, goal: Goal, index: int, belief: Belief, state: str) -> PlanningStep:
         """Plan once from the first belief, then hand out its steps in order, never revising them."""

@@ -11,12 +11,14 @@ from rich.console import Console
 
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
+from embodia.commands.collect import collect
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
 app.add_typer(eval_app, name="eval")
+app.command()(collect)
 console = Console()
 
 LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. transformers:smollm2, or 'none' "
@@ -57,6 +59,8 @@ def run(
     video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
+    llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
+                                              "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
 ) -> None:
     """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
@@ -67,7 +71,7 @@ def run(
         raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
     planner = load_llm(llm, device, dtype)
     out = out or default_out("run", goal)
-    config = RafaConfig(max_env_steps=max_steps)
+    config = RafaConfig(max_env_steps=max_steps, llm_weight=llm_weight)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          on_step=StepPrinter(console, verbose))
     summary = result.summary
