@@ -106,13 +106,13 @@ _planner: LLM | None = None
 def _load_planner(spec: str | None, device: str, dtype: str, threads: int | None = None) -> None:
     """Worker start-up: bound torch threads so workers do not fight over cores, load the LLM once."""
     global _planner
-    if threads:
+    if spec is not None:
         import torch
 
-        torch.set_num_threads(threads)
-    if spec is not None:
         from agents.llm import make_llm
 
+        if threads:
+            torch.set_num_threads(threads)
         _planner = make_llm(spec, device=device, dtype=dtype)
 
 

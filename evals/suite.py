@@ -182,15 +182,15 @@ class _Validator:
             raise self.fail(node, "agent", f"must be a mapping of agent settings, got {value!r}")
         valid = tuple(f.name for f in dataclasses.fields(RafaConfig) if f.name not in _AGENT_DEFINING)
         self.check_keys(node, value, valid, "agent.")
-        try:
-            RafaConfig(**value)
-        except (TypeError, ValueError) as exc:
-            raise self.fail(node, "agent", str(exc)) from None
         for key, setting in value.items():
             default = getattr(RafaConfig(), key)
             if type(setting) is not type(default) and not (isinstance(default, float) and type(setting) is int):
                 raise self.fail(self.node(node, key), f"agent.{key}",
                                 f"must be {type(default).__name__}, got {setting!r}")
+        try:
+            RafaConfig(**value)
+        except ValueError as exc:
+            raise self.fail(node, "agent", str(exc)) from None
         return dict(value)
 
 

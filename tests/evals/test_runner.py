@@ -1,0 +1,102 @@
+"""The runner on the real env: deterministic results, crashes recorded, resume that loses and duplicates nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evals.runner import TIMING_FIELDS, EvalConfig, Job, run_job, run_suite
+from evals.store import RESULTS_FILE, load_results
+from evals.suite import SuiteError, load_suite
+
+TINY = """\
+name: tiny
+env: crafter
+goals: [collect_wood, place_table, make_wood_pickaxe]
+seeds: {dev: [0, 1]}
+max_steps: 150
+agent: {max_decisions: 20}
+"""
+
+
+def behaviour(records):
+    """Records without what measures time: what must repeat exactly under the same seeds."""
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
+
+
+@pytest.mark.parametrize("agent", ["random", "rafa"])
+def test_same_suite_agent_and_seed_give_identical_results(tmp_path, agent):
+    suite = load_suite("smoke")
+    runs = [run_suite(EvalConfig(suite, agent, "none", tmp_path / f"run{i}", num_seeds=1)) for i in range(2)]
+    assert len(runs[0]) == len(suite.goals)
+    assert behaviour(runs[0]) == behaviour(runs[1])
+    assert all(r["status"] == "ok" for r in runs[0])
+
+
+def test_an_episode_that_raises_is_recorded_and_the_suite_goes_on(tmp_path):
+    config = EvalConfig(load_suite("smoke"), "oracle", None, tmp_path / "run", num_seeds=1)
+    blocker = config.out / "episodes" / "place_table" / "seed-0"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the episode folder should go")
+    records = run_suite(config)
+    failed = [r for r in records if r["status"] == "error"]
+    assert [r["episode"] for r in failed] == ["place_table/seed-0"]
+    assert failed[0]["success"] is False and "Traceback" in failed[0]["error"] and "Error" in failed[0]["reason"]
+    assert sum(r["status"] == "ok" for r in records) == len(records) - 1
+    assert len(load_results(config.out / RESULTS_FILE)) == len(records)
+
+
+def test_run_job_never_raises(tmp_path):
+    config = EvalConfig(load_suite("smoke"), "random", None, tmp_path)
+    (tmp_path / "episodes").write_text("not a folder")
+    record = run_job(config, Job("collect_wood", 0))
+    assert record["status"] == "error" and record["episode"] == "collect_wood/seed-0"
+
+
+def test_an_existing_run_needs_resume_and_the_same_settings(tmp_path):
+    suite = load_suite("smoke")
+    run_suite(EvalConfig(suite, "oracle", None, tmp_path, num_seeds=1))
+    with pytest.raises(SuiteError, match="--resume"):
+        run_suite(EvalConfig(suite, "oracle", None, tmp_path, num_seeds=1))
+    with pytest.raises(SuiteError, match="different agent"):
+        run_suite(EvalConfig(suite, "random", None, tmp_path, num_seeds=1), resume=True)
+    assert len(run_suite(EvalConfig(suite, "oracle", None, tmp_path, num_seeds=1), resume=True)) == 3
+
+
+def test_unknown_agent_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="valid agents: random, oracle, greedy, open-loop, rafa"):
+        EvalConfig(load_suite("smoke"), "nosuch", None, tmp_path)
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
+    suite_file = tmp_path / "tiny.yaml"
+    suite_file.write_text(TINY)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "embodia", "eval", str(suite_file), "--agent", "random", "--workers", "2",
+               "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = out / RESULTS_FILE
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not results.exists() or results.read_bytes().count(b"\n") < 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes, mid-suite
+    proc.wait()
+    before = load_results(results)
+    total = 3 * 2
+    assert 2 <= len(before) < total, "the kill must land mid-suite"
+    with results.open("ab") as handle:  # what a kill during a write leaves: half a line
+        handle.write(b'{"episode": "collect_wood/seed-9", "half-writ')
+
+    resumed = subprocess.run([*command, "--resume", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = load_results(results)
+    keys = [r["episode"] for r in after]
+    assert len(keys) == len(set(keys)) == total
+    assert after[: len(before)] == before  # finished episodes kept as they were, not rerun
+    assert b"half-writ" not in results.read_bytes()
+    assert all(line.endswith("}") for line in results.read_text().splitlines())
+    assert json.loads((out / "results.json").read_text())["overall"]["episodes"] == total

@@ -1,0 +1,78 @@
+"""Suite files: the shipped ones load, and every mistake names the file, the line and the key."""
+
+import pytest
+
+from evals.suite import SuiteError, builtin_suites, load_suite
+from tools.envs.crafter import ACHIEVEMENTS
+
+VALID = """\
+name: tiny
+env: crafter
+goals: [collect_wood, make a wooden pickaxe]
+seeds:
+  dev: [0, 1]
+  heldout: 100-102
+max_steps: 200
+agent:
+  max_decisions: 10
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_suites_load():
+    assert {"smoke", "crafter-goals", "crafter-open"} <= set(builtin_suites())
+    goals = load_suite("crafter-goals")
+    assert sorted(goals.goals) == sorted(ACHIEVEMENTS) and all(s >= 100 for s in goals.split("heldout"))
+    opened = load_suite("crafter-open")
+    assert opened.open_ended and opened.max_steps == 10_000
+    smoke = load_suite("smoke")
+    assert len(smoke.goals) <= 3 and len(smoke.split("dev")) == 2 and all(s < 100 for s in smoke.split("dev"))
+
+
+def test_valid_suite_parses_phrases_ranges_and_overrides(tmp_path):
+    suite = load_suite(write(tmp_path, VALID))
+    assert suite.goals == ("collect_wood", "make_wood_pickaxe")
+    assert suite.split("heldout") == (100, 101, 102)
+    config = suite.rafa_config(lookahead=False)
+    assert (config.max_decisions, config.max_env_steps, config.lookahead) == (10, 200, False)
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), [
+    ("max_steps: 200", "max_step: 200", 7, ["max_step", "unknown key", "max_steps"]),
+    ("  max_decisions: 10", "  max_decision: 10", 9, ["agent.max_decision", "unknown key"]),
+    ("  max_decisions: 10", "  max_decisions: lots", 9, ["agent.max_decisions", "int"]),
+    ("env: crafter", "env: minecraft", 2, ["env", "minecraft", "crafter"]),
+    ("goals: [collect_wood, make a wooden pickaxe]", "goals: [collect_wood, fly to the moon]", 3,
+     ["goals", "fly to the moon", "collect_diamond"]),
+    ("max_steps: 200", "max_steps: -5", 7, ["max_steps", "positive integer"]),
+    ("  heldout: 100-102", "  heldout: 100-abc", 6, ["seeds.heldout", "100-119"]),
+    ("  dev: [0, 1]", "  dev: [0, 0]", 5, ["seeds.dev", "repeat"]),
+])
+def test_mistakes_name_file_line_and_key(tmp_path, old, new, line, words):
+    path = write(tmp_path, VALID.replace(old, new))
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    for word in words:
+        assert word in message
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, VALID.replace("  heldout: 100-102", "   heldout: [100"))
+    with pytest.raises(SuiteError, match=rf"^{path}:\d+:\d+: invalid YAML"):
+        load_suite(path)
+
+
+def test_missing_key_and_unknown_split(tmp_path):
+    with pytest.raises(SuiteError, match="missing required key 'seeds'"):
+        load_suite(write(tmp_path, "env: crafter\ngoals: open\nmax_steps: 10\n"))
+    with pytest.raises(SuiteError, match="no seed split 'test'; splits: dev, heldout"):
+        load_suite(write(tmp_path, VALID)).split("test")
+    with pytest.raises(SuiteError, match="built-in suites: crafter-goals, crafter-open, smoke"):
+        load_suite("no-such-suite")
