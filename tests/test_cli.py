@@ -1,6 +1,8 @@
 """The two user-facing commands, run as a user runs them: a real process, the real embedded planner."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +67,25 @@ def test_chat_driven_through_stdin(tmp_path: Path, llm: str):
     again = " ".join(resumed.stdout.split())
     assert "wood" in again.split("agent>")[1]
     assert "collect wood: ok" in again
+
+
+def test_chat_ctrl_c_interrupts_the_goal_and_keeps_the_world(tmp_path: Path, embedded_model_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([*CLI, "chat", "--seed", "6", "--out", str(tmp_path / "chat"), "--no-video"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    proc.stdin.write("make an iron pickaxe\n")
+    proc.stdin.flush()
+    seen = []
+    for line in proc.stdout:  # wait until the agent is mid-goal
+        seen.append(line)
+        if "act(" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate("what do you have?\n/save\n/quit\n", timeout=300)
+    text = " ".join("".join([*seen, out]).split())
+    assert proc.returncode == 0, text
+    assert "interrupted — the world and memory are kept" in text
+    assert "agent> I have" in text and "saved memory and world" in text
+    world = json.loads((tmp_path / "chat" / "world.json").read_text())
+    assert len(world["actions"]) > 0
