@@ -97,7 +97,8 @@ def write_report(folder: str | Path) -> Path:
         f"- episodes: {len(run.records)} of {run.expected}" + (" (incomplete run)" if len(run.records) < run.expected
                                                                 else ""),
         f"- started {run.info.get('started', '?')} on {machine.get('host_cpu', '?')} × {machine.get('cpus', '?')} "
-        f"CPUs, {machine.get('system', '?')}",
+        f"CPUs, {machine.get('system', '?')}"
+        + (f", load average {machine['load_average'][0]} at start" if "load_average" in machine else ""),
         f"- versions: {', '.join(f'{k} {v}' for k, v in run.info.get('versions', {}).items())}",
     ]
     if ident.get("privileged"):

@@ -92,7 +92,7 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         """What a resumed run must share with the original for their episodes to be one evaluation."""
         spec = get_agent(self.agent)
-        identity = {"suite": self.suite.name, "suite_path": str(self.suite.path), "agent": self.agent,
+        identity = {"suite": self.suite.name, "agent": self.agent,
                     "llm": self.planner, "privileged": spec.privileged, "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(spec.config(self.suite))}
@@ -152,15 +152,20 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
         if changed:
             raise SuiteError(f"cannot resume {config.out}: it was run with different {', '.join(changed)}")
     records = load_results(results_file, repair=True)
-    write_json_atomic(run_file, {"identity": identity, "versions": versions(), "machine": machine(),
+    write_json_atomic(run_file, {"identity": identity, "suite_path": str(config.suite.path),
+                                 "versions": versions(), "machine": machine(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     return records
 
 
 def machine() -> dict[str, Any]:
     """Where the numbers were measured, for reports."""
-    return {"host_cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.exists() else []
+    return {"host_cpu": models[0] if models else platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def run_suite(config: EvalConfig, *, resume: bool = False,
