@@ -27,6 +27,7 @@ from agents.memory import Memory, RecallTool
 from agents.skill_model import VITALS, Belief, Prediction, SkillModel
 from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from prompts import render_messages, render_text
+from prompts import version as prompt_version
 from tools.base import ToolRegistry, ToolResult
 from tools.crafter_tools import ActTool, LookTool
 from tools.envs.crafter import SEMANTIC_NAMES, daylight_phase
@@ -203,10 +204,11 @@ class RafaAgent:
             return PlanningStep(index, goal.phrase, state, [], None, "nothing feasible",
                                 error=f"no plan reaches {goal.achievement} from here")
         shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches if cfg.lookahead else None]
+        prompt = self._prompt(goal, state, [c.first for c in shortlist])
         llm_ms, error = 0.0, None
         if self.llm is not None and use_llm and self._llm_can_change(shortlist):
             llm_started = time.perf_counter()
-            logprobs, error = self._llm_prior(goal, state, [c.first for c in shortlist])
+            logprobs, error = self._llm_prior(prompt, [c.first for c in shortlist])
             llm_ms = (time.perf_counter() - llm_started) * 1000
             if logprobs is not None:
                 for candidate, logprob in zip(shortlist, logprobs, strict=True):
@@ -216,7 +218,7 @@ class RafaAgent:
         to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
-                            (time.perf_counter() - started) * 1000, error)
+                            (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"))
 
     def _llm_can_change(self, shortlist: list[Candidate]) -> bool:
         """Whether the LLM's term (at most ``llm_weight``) could change the choice; if not, skip the call.
@@ -271,13 +273,16 @@ class RafaAgent:
             candidates.append(Candidate([name, *rest][: cfg.horizon], cost, critic, None, critic))
         return candidates
 
-    def _llm_prior(self, goal: Goal, state: str, options: list[str]) -> tuple[list[float] | None, str | None]:
-        """Log-probabilities the LLM assigns to each option (normalised over the options)."""
-        messages = render_messages(
+    def _prompt(self, goal: Goal, state: str, options: list[str]) -> list[dict[str, str]]:
+        """The planner prompt for this decision; logged with every decision, so traces can train the planner."""
+        return render_messages(
             "planner", goal=goal.phrase, state=state, options=options,
             reflections=[r.text for r in self.memory.recent("reflection", self.config.lessons_shown)],
             recent=[r.text for r in self.memory.recent("transition", self.config.recent_steps)],
         )
+
+    def _llm_prior(self, messages: list[dict[str, str]], options: list[str]) -> tuple[list[float] | None, str | None]:
+        """Log-probabilities the LLM assigns to each option (normalised over the options)."""
         error = None
         for _attempt in range(1 + self.config.llm_retries):
             try:

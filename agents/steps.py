@@ -38,6 +38,8 @@ class PlanningStep:
     llm_ms: float = 0.0
     decision_ms: float = 0.0
     error: str | None = None
+    prompt: list[dict[str, str]] | None = None  # the exact planner messages (training traces)
+    prompt_version: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
