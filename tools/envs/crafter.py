@@ -154,6 +154,10 @@ class CrafterEnv(gymnasium.Env):
     def render(self) -> np.ndarray:
         return self._env.render(size=(self.render_size, self.render_size))
 
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current observation without stepping, for a policy that takes over mid-episode."""
+        return self._obs(self._env.render())
+
     # observation and info ------------------------------------------------------------------
     def _obs(self, image: np.ndarray) -> dict[str, np.ndarray]:
         player = self.player

@@ -227,6 +227,7 @@ class _Run:
         if self.steps >= self.budget:
             raise _Stop(False, f"step budget of {self.budget} ran out before {self.spec.name} succeeded")
         obs, _, terminated, truncated, _ = self.env.step(_ACTION_INDEX[action])
+        self.obs = obs
         self.observation = obs["image"]
         self.steps += 1
         self.terminated, self.truncated = bool(terminated), bool(truncated)
@@ -577,6 +578,27 @@ def _runner(spec: SkillSpec) -> Callable[[_Run], None]:
 
 def run_skill(env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
     """Run the scripted skill ``name`` on ``env`` until it succeeds, fails, or ``budget`` steps pass."""
+    return _execute(env, name, budget, lambda run: _runner(run.spec)(run))
+
+
+def run_policy_skill(
+    env: gymnasium.Env, name: str, choose: Callable[[dict[str, np.ndarray]], int], budget: int | None = None
+) -> ToolResult:
+    """Run skill ``name`` with each action from ``choose(obs)`` (e.g. a learned policy) instead of the script.
+
+    The stop rules, failure reasons and result data are the expert's, so the two are interchangeable.
+    """
+
+    def drive(run: _Run) -> None:
+        obs = run.game.observe()
+        while True:
+            run.act(ACTION_NAMES[choose(obs)])
+            obs = run.obs
+
+    return _execute(env, name, budget, drive)
+
+
+def _execute(env: gymnasium.Env, name: str, budget: int | None, body: Callable[[_Run], None]) -> ToolResult:
     key = " ".join(name.strip().lower().replace("_", " ").split())
     spec = SKILLS.get(key) or next((s for s in SKILLS.values() if s.name.replace("_", " ") == key), None)
     if spec is None:
@@ -588,7 +610,7 @@ def run_skill(env: gymnasium.Env, name: str, budget: int | None = None) -> ToolR
         if missing:
             have = ", ".join(f"{run.start_inventory.get(k, 0)} {k}" for k in missing)
             raise _Stop(False, f"need {_items(spec.requires)} to {spec.name} (have {have})")
-        _runner(spec)(run)
+        body(run)
         raise _Stop(False, f"{spec.name} stopped without success")
     except _Stop as stop:
         ok, reason = stop.ok, stop.reason

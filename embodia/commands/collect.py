@@ -1,0 +1,41 @@
+"""``embodia collect``: record expert demonstrations as an episode dataset (parquet + card)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+ENVS = ("crafter",)
+
+
+def collect(
+    env: Annotated[str, typer.Option(help=f"which world: {', '.join(ENVS)}")] = "crafter",
+    episodes: Annotated[int, typer.Option(help="collect at least this many skill episodes (whole worlds)")] = 3000,
+    out: Annotated[Path, typer.Option(help="dataset folder (parquet shards under data/, README.md card)")] = Path(
+        "data/crafter-skills"),
+    seed: Annotated[int, typer.Option(help="first world seed; worlds use seed, seed+1, ...")] = 0,
+) -> None:
+    """Run the scripted expert skills and write each successful skill call as one episode; safe to rerun."""
+    if env not in ENVS:
+        raise typer.BadParameter(f"unknown env {env!r}; choose from {', '.join(ENVS)}", param_hint="--env")
+    if episodes < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--episodes")
+    from tools.collect_crafter import collect_crafter
+
+    command = shlex.join(["embodia", *sys.argv[1:]])
+    columns = (TextColumn("[bold]collect {task.fields[world]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("episodes"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("collect", total=episodes, world="")
+        report = collect_crafter(out, episodes, seed=seed, command=command,
+                                 on_world=lambda world, n: progress.update(task, completed=min(n, episodes),
+                                                                           world=f"seed {world}"))
+    console.print(f"{report.episodes} episodes, {report.frames} frames from seeds {report.seeds[0]}-"
+                  f"{report.seeds[-1]} → {report.out}")

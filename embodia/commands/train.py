@@ -1,0 +1,81 @@
+"""``embodia train …``: training commands; ``vla`` here, other trainers add one function each.
+
+Each trainer is a function decorated with ``@train_app.command("<name>")`` that turns flags into
+its package's config dataclass and calls the package's ``train(cfg)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+train_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train policies and models.")
+console = Console()
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'1000-1002,1010' -> (1000, 1001, 1002, 1010); '' -> ()."""
+    seeds: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        seeds += range(int(lo), int(hi or lo) + 1)
+    return tuple(seeds)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+@train_app.command("vla")
+def vla(
+    data: Annotated[Path, typer.Option(help="episode dataset folder (embodia collect)")] = Path("data/crafter-skills"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/vla/hybrid-crafter"),
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 3000,
+    batch_size: Annotated[int, typer.Option(help="rows per step")] = 64,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="seed for weights, batches, noise")] = 0,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint")] = False,
+    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
+    eval_seeds: Annotated[str, typer.Option(help="held-out world seeds for the final skill eval, '' to skip")] = (
+        "1000-1002"),
+    eval_budget: Annotated[int, typer.Option(help="env steps per skill attempt in the eval")] = 150,
+    d_model: Annotated[int, typer.Option(help="transformer width")] = 64,
+    n_layers: Annotated[int, typer.Option(help="transformer blocks")] = 3,
+    chunk_size: Annotated[int, typer.Option(help="actions per inference call")] = 1,
+    num_inference_steps: Annotated[int, typer.Option(help="DDIM steps at inference")] = 4,
+    ar_loss_weight: Annotated[float, typer.Option(help="AR loss weight (0: diffusion-only training)")] = 1.0,
+    diffusion_loss_weight: Annotated[float, typer.Option(help="diffusion loss weight (0: AR-only)")] = 1.0,
+) -> None:
+    """Train HybridVLA on an episode dataset (runs under `accelerate launch` too); ends with an eval."""
+    from tools.episode_dataset import MissingColumnsError
+    from vla.hybrid import HybridConfig
+    from vla.train import TrainConfig, train
+
+    try:
+        policy = HybridConfig(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size,
+                              num_inference_steps=num_inference_steps, ar_loss_weight=ar_loss_weight,
+                              diffusion_loss_weight=diffusion_loss_weight, seed=seed)
+        cfg = TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
+                          seed=seed, resume=resume, checkpoint_every=checkpoint_every,
+                          eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with progress_bar() as progress:
+        task = progress.add_task("train vla", total=steps, info="loading data")
+
+        def on_step(step: int, info: dict[str, float]) -> None:
+            progress.update(task, completed=step, info=f"loss {info['loss']:.3f} ar acc {info['ar_accuracy']:.2f}")
+
+        try:
+            metrics = train(cfg, on_step=on_step)
+        except (FileNotFoundError, MissingColumnsError) as exc:
+            console.print(f"[red]cannot train:[/] {exc}")
+            raise typer.Exit(2) from exc
+    console.print(f"validation: {metrics.get('validation')}")
+    console.print(f"mean skill success: {metrics.get('mean_skill_success')} · "
+                  f"{metrics['train_samples_per_s']} samples/s · policy and metrics.json in {out}")

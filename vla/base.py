@@ -1,0 +1,145 @@
+"""The policy contract every VLA in ``vla/`` follows (DESIGN §6).
+
+A policy maps (observation, instruction) to a chunk of actions. ``act`` hands them out one per
+env step from a queue, the way lerobot's ``select_action`` does, so chunked and single-step
+policies look the same to a caller. Save/load goes through huggingface_hub's
+``PyTorchModelHubMixin`` (``config.json`` + ``model.safetensors``; ``push_to_hub`` where a
+network exists); :meth:`Policy.from_pretrained` turns the many ways a checkpoint can be broken
+into one :class:`CheckpointError` that names the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
+from torch import nn
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, truncated or made for another policy/config."""
+
+
+class SpaceMismatchError(ValueError):
+    """An observation or action space differs from the one the policy was trained on."""
+
+
+@dataclass
+class PolicyConfig:
+    """What every policy must know about its world.
+
+    Args:
+        image_shape: (H, W, C) of ``obs["image"]`` (uint8).
+        state_dim: length of ``obs["state"]``.
+        num_actions: size of the discrete action space.
+        chunk_size: actions predicted per inference call (``act`` queues them).
+        seed: seeds the sampling noise so the same checkpoint gives the same actions.
+    """
+
+    image_shape: tuple[int, int, int] = (64, 64, 3)
+    state_dim: int = 42
+    num_actions: int = 17
+    chunk_size: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(v) for v in self.image_shape)  # JSON gives lists
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape=}")
+        for name in ("state_dim", "num_actions", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)=}")
+
+    def check_observation(self, obs: dict[str, np.ndarray]) -> None:
+        """Raise :class:`SpaceMismatchError` naming both shapes when ``obs`` is not what the policy expects."""
+        image, state = np.shape(obs["image"]), np.shape(obs["state"])
+        if image[-3:] != self.image_shape:
+            raise SpaceMismatchError(f"observation image shape {image[-3:]} != checkpoint "
+                                     f"image_shape {self.image_shape}")
+        if state[-1:] != (self.state_dim,):
+            raise SpaceMismatchError(f"observation state shape {state[-1:]} != checkpoint "
+                                     f"state_dim ({self.state_dim},)")
+
+    def check_spaces(self, observation_space: gymnasium.spaces.Dict, action_space: gymnasium.Space) -> None:
+        """Raise :class:`SpaceMismatchError` naming both when an env does not match the checkpoint."""
+        self.check_observation({k: np.zeros(space.shape) for k, space in observation_space.spaces.items()})
+        n = getattr(action_space, "n", None)
+        if n != self.num_actions:
+            raise SpaceMismatchError(f"env action space {action_space} != checkpoint num_actions={self.num_actions} "
+                                     "(Discrete)")
+
+
+class Policy(nn.Module, PyTorchModelHubMixin):
+    """Base class: set ``config_class`` and ``name``; implement ``forward`` and ``predict_action_chunk``."""
+
+    config_class: ClassVar[type[PolicyConfig]]
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute in ("config_class", "name"):
+            if not hasattr(cls, attribute):
+                raise TypeError(f"policy class {cls.__name__} must set {attribute!r}")
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._queue: deque[int] = deque()
+        self._generator = torch.Generator().manual_seed(config.seed)
+
+    def reset(self) -> None:
+        """Forget queued actions and reseed the sampling noise (call at the start of each episode/skill)."""
+        self._queue.clear()
+        self._generator.manual_seed(self.config.seed)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss and logged values for a batch of dataset rows."""
+        raise NotImplementedError("forward(batch) -> (loss, info)")
+
+    def predict_action_chunk(self, obs: dict[str, np.ndarray], instructions: list[str]) -> torch.Tensor:
+        """Batched inference: obs arrays with a leading batch dim -> action indices ``(B, chunk_size)``."""
+        raise NotImplementedError("predict_action_chunk(obs, instructions) -> (B, chunk_size)")
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], instruction: str) -> int:
+        """One env action for one observation; refills the queue with a new chunk when it runs dry."""
+        if not self._queue:
+            self.config.check_observation(obs)
+            batch = {key: np.asarray(value)[None] for key, value in obs.items()}
+            self._queue.extend(int(a) for a in self.predict_action_chunk(batch, [instruction])[0])
+        return self._queue.popleft()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any):  # type: ignore[override]
+        """Load a local folder or hub id; a broken checkpoint raises :class:`CheckpointError` naming the file."""
+        path = Path(pretrained_model_name_or_path)
+        if path.is_dir():
+            for name in (CONFIG_FILE, WEIGHTS_FILE):
+                if not (path / name).is_file():
+                    raise CheckpointError(f"{path / name}: missing; a {cls.name} checkpoint needs {CONFIG_FILE} "
+                                          f"and {WEIGHTS_FILE}")
+            try:
+                json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise CheckpointError(f"{path / CONFIG_FILE}: corrupt or truncated JSON ({exc})") from exc
+        try:
+            policy = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except SafetensorError as exc:
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: corrupt or truncated safetensors ({exc})") from exc
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path / CONFIG_FILE}: not a valid {cls.config_class.__name__} ({exc})") from exc
+        except RuntimeError as exc:  # shapes in the weights differ from what the config builds
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: weights do not match {path / CONFIG_FILE} ({exc})") from exc
+        policy.eval()
+        return policy

@@ -1,0 +1,81 @@
+"""Configuration of the HybridVLA policy (https://arxiv.org/abs/2503.10631)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vla.base import PolicyConfig
+
+Mode = Literal["ensemble", "ar", "diffusion"]
+MODES: tuple[str, ...] = ("ensemble", "ar", "diffusion")
+
+
+@dataclass
+class HybridConfig(PolicyConfig):
+    """A tiny from-scratch HybridVLA: one transformer, an AR head and a diffusion head.
+
+    Args:
+        d_model: width of every token.
+        n_layers: transformer blocks.
+        n_heads: attention heads (must divide ``d_model``).
+        patch_size: image patch side in pixels (a multiple of 4: a stride-4 conv, then a stride-patch/4 conv);
+            64x64 images give (64/16)^2 = 16 image tokens.
+        max_instruction_len: instruction bytes kept (longer ones are cut, shorter ones padded).
+        dropout: dropout inside the transformer while training.
+        num_train_timesteps: DDPM noise levels used in training.
+        num_inference_steps: DDIM denoising steps at inference (few, for speed on CPU).
+        beta_schedule: diffusers beta schedule name.
+        ar_loss_weight: weight of the AR cross-entropy in the joint loss.
+        diffusion_loss_weight: weight of the diffusion MSE in the joint loss (0 or ar 0 gives the ablations).
+        ensemble_threshold: mean AR confidence at or above which AR and diffusion are averaged;
+            below it the diffusion action is used alone (the paper's collaborative ensemble).
+        diffusion_temperature: the denoised one-hot relaxation x0 in [-1, 1] becomes probabilities
+            by ``softmax(x0 / diffusion_temperature)``.
+        mode: which prediction ``act`` uses: the ensemble, or one head alone (for ablations).
+    """
+
+    d_model: int = 64
+    n_layers: int = 3
+    n_heads: int = 4
+    patch_size: int = 16
+    max_instruction_len: int = 20
+    dropout: float = 0.1
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 4
+    beta_schedule: str = "squaredcos_cap_v2"
+    ar_loss_weight: float = 1.0
+    diffusion_loss_weight: float = 1.0
+    ensemble_threshold: float = 0.9
+    diffusion_temperature: float = 0.25
+    mode: Mode = "ensemble"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        height, width, _ = self.image_shape
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads must divide d_model, got {self.d_model=} {self.n_heads=}")
+        if height % self.patch_size or width % self.patch_size or self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4 dividing the image sides, got {self.patch_size=} "
+                             f"{self.image_shape=}")
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise ValueError(f"need 1 <= num_inference_steps <= num_train_timesteps, got "
+                             f"{self.num_inference_steps=} {self.num_train_timesteps=}")
+        weights = (self.ar_loss_weight, self.diffusion_loss_weight)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise ValueError(f"loss weights must be >= 0 and not both 0, got {self.ar_loss_weight=} "
+                             f"{self.diffusion_loss_weight=}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode=}")
+        if not 0 <= self.dropout < 1 or self.diffusion_temperature <= 0:
+            raise ValueError(f"need 0 <= dropout < 1 and diffusion_temperature > 0, got {self.dropout=} "
+                             f"{self.diffusion_temperature=}")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_shape[0] // self.patch_size) * (self.image_shape[1] // self.patch_size)
+
+    @property
+    def prefix_len(self) -> int:
+        """Instruction tokens + image tokens + one state token."""
+        return self.max_instruction_len + self.num_patches + 1

@@ -1,0 +1,36 @@
+"""Learned skills: a trained policy behind the same call as the scripted expert ``run_skill``.
+
+``LearnedSkillRunner(policy)(env, name, budget=None) -> ToolResult`` has ``run_skill``'s
+signature, stop rules and result data (``tools.skills.crafter.run_policy_skill``), so the
+agent's ``act`` tool can use either one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium
+
+from tools.base import ToolResult
+from tools.skills.crafter import run_policy_skill
+from vla.base import Policy
+from vla.hybrid import HybridVLAPolicy
+
+#: The shipped checkpoint (``embodia train vla`` reproduces it; see its README).
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "hybrid-crafter"
+
+
+class LearnedSkillRunner:
+    """Runs skill ``name`` by asking ``policy`` for each action with the skill name as instruction."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path = DEFAULT_CHECKPOINT) -> LearnedSkillRunner:
+        return cls(HybridVLAPolicy.from_pretrained(path))
+
+    def __call__(self, env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
+        self.policy.config.check_spaces(env.observation_space, env.action_space)
+        self.policy.reset()
+        return run_policy_skill(env, name, lambda obs: self.policy.act(obs, name), budget=budget)

@@ -1,0 +1,206 @@
+"""Train a VLA policy on an episode dataset: ``embodia train vla --data DIR --out DIR``.
+
+One 🤗 accelerate loop, so the same script runs on this CPU and under ``accelerate launch`` on
+GPUs. Checkpoints (``OUT/checkpoint/``: policy + optimizer state + RNG, all safetensors/JSON, no
+pickle) are written atomically every ``checkpoint_every`` steps; ``resume`` continues from the
+last one with the same batches it would have seen. The run ends with a validation pass and a
+closed-loop skill evaluation on held-out worlds (``vla.evaluate``), written to ``OUT/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+
+from tools.episodes import write_json_atomic
+from vla.data import Frames, load_frames, split_by_episode
+from vla.evaluate import compare_skills, mean_success
+from vla.hybrid import HybridConfig, HybridVLAPolicy
+from vla.skills import LearnedSkillRunner
+
+CHECKPOINT_DIR = "checkpoint"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Args:
+    data: episode dataset folder (``embodia collect``).
+    out: output folder: final policy, ``checkpoint/``, ``metrics.json``.
+    policy: the HybridVLA config.
+    steps: optimizer steps.
+    batch_size: rows per step (per process).
+    lr: peak AdamW learning rate (linear warmup, cosine decay to 10%).
+    warmup_steps: linear warmup length.
+    weight_decay: AdamW weight decay.
+    seed: seeds weights, batches and noise.
+    val_every: every ``val_every``-th episode is held out for validation.
+    checkpoint_every: steps between checkpoints.
+    eval_seeds: held-out world seeds for the closed-loop skill evaluation (empty: skip it).
+    eval_budget: env steps per skill attempt in that evaluation.
+    resume: continue from ``out/checkpoint`` when it exists.
+    """
+
+    data: str = "data/crafter-skills"
+    out: str = "runs/vla/hybrid-crafter"
+    policy: HybridConfig = field(default_factory=HybridConfig)
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    val_every: int = 20
+    checkpoint_every: int = 500
+    eval_seeds: tuple[int, ...] = (1000, 1001, 1002)
+    eval_budget: int = 150
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "eval_budget"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)=}")
+        if self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(f"need lr > 0 and warmup_steps >= 0, got {self.lr=} {self.warmup_steps=}")
+
+
+# --- helpers -----------------------------------------------------------------------------
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup then cosine decay to 10% of ``lr`` (a function of the step, so resume needs no state)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def save_checkpoint(
+    out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    """Write ``out/checkpoint`` via a temp folder + rename so a kill never leaves half a checkpoint."""
+    final, tmp, old = out / CHECKPOINT_DIR, out / f"{CHECKPOINT_DIR}.tmp", out / f"{CHECKPOINT_DIR}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    opt = optimizer.state_dict()
+    tensors = {f"{pid}.{key}": value for pid, entry in opt["state"].items() for key, value in entry.items()}
+    tensors["rng"] = torch.get_rng_state()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / OPTIMIZER_FILE)
+    write_json_atomic(tmp / STATE_FILE, {**state, "param_groups": opt["param_groups"]})
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore policy weights, optimizer moments and RNG; returns the trainer state (``step``, ...)."""
+    folder = out / CHECKPOINT_DIR
+    if not folder.exists() and (out / f"{CHECKPOINT_DIR}.old").exists():  # killed between the two renames
+        folder = out / f"{CHECKPOINT_DIR}.old"
+    policy.load_state_dict(HybridVLAPolicy.from_pretrained(folder).state_dict())
+    tensors = load_file(folder / OPTIMIZER_FILE)
+    torch.set_rng_state(tensors.pop("rng"))
+    state = json.loads((folder / STATE_FILE).read_text())
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        moments.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": moments, "param_groups": state.pop("param_groups")})
+    return state
+
+
+def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
+    """Shuffled batches of one epoch; the order depends only on (seed, epoch), so resume can skip to it."""
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                       generator=generator)
+
+
+@torch.no_grad()
+def validate(policy: HybridVLAPolicy, data: Frames, batch_size: int = 256) -> dict[str, float]:
+    """Mean loss terms and each head's action accuracy (ar, diffusion, ensemble) on held-out rows."""
+    policy.eval()
+    policy.reset()
+    sums: dict[str, float] = {}
+    for start in range(0, len(data), batch_size):
+        batch = data[slice(start, start + batch_size)]
+        _, info = policy(batch)
+        probs = policy.predict_probs({"image": batch["image"].numpy(), "state": batch["state"].numpy()},
+                                     data.texts[start : start + batch_size])
+        n = len(batch["action"])
+        for head in ("ar", "diffusion", "ensemble"):
+            info[f"accuracy_{head}"] = (probs[head].argmax(-1) == batch["action"]).float().mean().item()
+        for key, value in info.items():
+            sums[key] = sums.get(key, 0.0) + value * n
+    return {key: round(value / len(data), 4) for key, value in sums.items()}
+
+
+# --- training ----------------------------------------------------------------------------
+def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train, checkpoint, evaluate; returns the metrics also written to ``out/metrics.json``."""
+    accelerator = Accelerator()
+    set_seed(cfg.seed)
+    out = Path(cfg.out)
+    frames = load_frames(cfg.data, cfg.policy.chunk_size, cfg.policy.max_instruction_len)
+    train_data, val_data = split_by_episode(frames, cfg.val_every)
+    policy = HybridVLAPolicy(cfg.policy)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}
+    if cfg.resume and ((out / CHECKPOINT_DIR).exists() or (out / f"{CHECKPOINT_DIR}.old").exists()):
+        state = load_checkpoint(out, policy, optimizer)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    batches_per_epoch = len(train_data) // cfg.batch_size
+    step, info = state["step"], {}
+    while step < cfg.steps:
+        epoch, skip = divmod(step, batches_per_epoch)
+        loader = accelerator.skip_first_batches(accelerator.prepare_data_loader(epoch_loader(train_data, cfg, epoch)),
+                                                skip)
+        policy.train()
+        for batch in loader:
+            started = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            with accelerator.autocast():
+                loss, info = policy(batch)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            state["samples"] += cfg.batch_size * accelerator.num_processes
+            state["train_seconds"] += time.perf_counter() - started
+            if on_step is not None and accelerator.is_main_process:
+                on_step(step, info)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                state["step"] = step
+                if accelerator.is_main_process:
+                    save_checkpoint(out, accelerator.unwrap_model(policy), optimizer, state)
+            if step >= cfg.steps:
+                break
+    # --- eval ----------------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    metrics: dict[str, Any] = {"config": asdict(cfg), "train_rows": len(train_data), "val_rows": len(val_data),
+                               "train_samples_per_s": round(state["samples"] / max(state["train_seconds"], 1e-9), 1),
+                               "last_train_step": info}
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(policy).eval()
+        final.save_pretrained(out)
+        metrics["validation"] = validate(final, val_data)
+        if cfg.eval_seeds:
+            skills = compare_skills({"learned": LearnedSkillRunner(final)}, cfg.eval_seeds, cfg.eval_budget)
+            metrics["skills"] = skills
+            metrics["mean_skill_success"] = {label: round(mean_success(s), 3) for label, s in skills.items()}
+        write_json_atomic(out / "metrics.json", metrics)
+    return metrics
