@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 GOAL ?= make a wooden pickaxe
 SEED ?= 0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean vla-checkpoint
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +32,14 @@ lint: install
 bench: install
 	$(PY) -m evals.bench_llm --out runs/bench/llm.json
 	$(PY) -m evals.goal_success --seeds 100-119 --out runs/bench/goal_success.json
+
+# Reproduce the shipped HybridVLA Crafter checkpoint (vla/checkpoints/hybrid-crafter; ~15 min on 2 CPU cores).
+vla-checkpoint: install
+	$(VENV)/bin/embodia collect --env crafter --episodes 3000 --out data/crafter-skills --seed 0
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --data data/crafter-skills --out runs/vla/hybrid-crafter \
+		--steps 1500 --batch-size 64 --seed 0 --eval-seeds 1000-1001 --eval-budget 100
+	mkdir -p vla/checkpoints/hybrid-crafter
+	cp runs/vla/hybrid-crafter/config.json runs/vla/hybrid-crafter/model.safetensors vla/checkpoints/hybrid-crafter/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

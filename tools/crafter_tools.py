@@ -6,10 +6,16 @@ JSON arguments and :class:`~tools.base.ToolResult` objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 
 from tools.base import Tool, ToolResult
 from tools.skills.crafter import SKILLS, run_skill
+
+#: ``(env, skill, budget=None) -> ToolResult``: the scripted ``run_skill`` or a learned runner
+#: (``vla.skills.LearnedSkillRunner``) with the same signature and result data.
+SkillRunner = Callable[..., ToolResult]
 
 
 class ActTool(Tool):
@@ -20,12 +26,13 @@ class ActTool(Tool):
         "budget": {"type": "integer", "description": "max env steps (default: the skill's own)", "nullable": True},
     }
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, runner: SkillRunner = run_skill) -> None:
         super().__init__()
         self.env = env
+        self.runner = runner
 
     def forward(self, skill: str, budget: int | None = None) -> ToolResult:
-        return run_skill(self.env, skill, budget=budget)
+        return self.runner(self.env, skill, budget=budget)
 
 
 class LookTool(Tool):
