@@ -13,6 +13,7 @@ from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from embodia.commands.collect import collect
 from embodia.commands.train import train_app
+from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
 
@@ -21,6 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(eval_app, name="eval")
 app.command()(collect)
 app.add_typer(train_app, name="train")
+train_app.command("world-model")(train_world_model)
 console = Console()
 
 LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. transformers:smollm2, or 'none' "

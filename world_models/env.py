@@ -74,7 +74,7 @@ class WorldModelEnv:
                 raise ValueError(f"batch_size={batch_size} needs one history to branch, got {carry.deter.shape[0]}")
             carry = carry.repeat(batch_size)
         self.carry, self.steps, self._warned = carry, 0, False
-        return self._observation(carry)
+        return self._observation(self.model.predict(carry, image=self.render))
 
     @torch.no_grad()
     def step(self, actions: np.ndarray | torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -90,17 +90,17 @@ class WorldModelEnv:
             log.warning("imagined %d steps, past the %d-step sequences the world model was trained on; "
                         "predictions are extrapolation", self.steps, self.model.config.seq_len)
             self._warned = True
-        pred = self.model.predict(self.carry, image=False)
-        return self._observation(self.carry), pred["reward"].cpu().numpy(), (pred["cont"] < 0.5).cpu().numpy()
+        pred = self.model.predict(self.carry, image=self.render)
+        return self._observation(pred), pred["reward"].cpu().numpy(), (pred["cont"] < 0.5).cpu().numpy()
 
     @torch.no_grad()
     def policy(self, skills: torch.Tensor) -> torch.Tensor:
         """Actions the skill-conditioned action prior picks for each world: skills (B,) -> (B,)."""
         return self.model.policy(self.carry, skills.to(self.model.device), self.generator)
 
-    def _observation(self, carry: Latent) -> dict[str, np.ndarray]:
-        pred = self.model.predict(carry, image=self.render)
+    @staticmethod
+    def _observation(pred: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         obs = {"state": pred["state"].cpu().numpy()}
-        if self.render:
+        if "image" in pred:
             obs["image"] = (pred["image"] * 255).round().to(torch.uint8).cpu().numpy()
         return obs

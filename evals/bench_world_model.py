@@ -1,0 +1,188 @@
+"""Benchmark of the RSSM world model on held-out Crafter episodes (DESIGN §7).
+
+    python -m evals.bench_world_model --out runs/bench/world_model.json  # default: the shipped tiny model
+
+Open-loop prediction: the model filters ``--context`` real frames, then imagines 16 steps under the
+real actions; images are compared with the real frames (MSE and PSNR on pixels in [0, 1]) against
+the copy-last-frame baseline, and the predicted change of each inventory/achievement value over
+those 16 steps with the real change. Speed: imagined steps per second for a batch of parallel
+rollouts (latent only, as planners use it, and with decoded frames), seconds per training update,
+peak resident memory. Also writes a PNG grid of real vs imagined frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
+from world_models.env import WorldModelEnv
+from world_models.rssm import RSSMWorldModel, load_world_model
+
+HORIZONS = (1, 5, 16)
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "world_models" / "checkpoints" / "rssm-crafter-tiny"
+
+
+def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], context: int, horizon: int,
+              stride: int) -> dict[str, np.ndarray]:
+    """Per-window errors: model/baseline MSE (W, horizon), predicted/real state change at the horizon (W, D)."""
+    world = WorldModelEnv(model, seed=0, render=True)
+    mse, base, pred_delta, real_delta, grids = [], [], [], [], []
+    for episode in episodes:
+        frames = len(episode["action"])
+        for t0 in range(context - 1, frames - horizon - 1, stride):
+            start = t0 - context + 1
+            obs = {"image": episode["image"][start:t0 + 1], "state": episode["state"][start:t0 + 1]}
+            world.reset_from(obs, episode["action"][start:t0])
+            real = episode["image"][t0 + 1:t0 + 1 + horizon].astype(np.float32) / 255  # (H, 64, 64, 3)
+            imagined = []
+            for k in range(horizon):
+                out, _, _ = world.step(episode["action"][t0 + k:t0 + k + 1].astype(np.int64))
+                imagined.append(out["image"][0])
+            imagined = np.stack(imagined).astype(np.float32) / 255
+            last = episode["image"][t0].astype(np.float32) / 255
+            mse.append(((imagined - real) ** 2).mean((1, 2, 3)))
+            base.append(((last[None] - real) ** 2).mean((1, 2, 3)))
+            pred_delta.append(np.round(out["state"][0]) - episode["state"][t0])
+            real_delta.append(episode["state"][t0 + horizon] - episode["state"][t0])
+            if len(grids) < 3:
+                grids.append((episode["image"][t0:t0 + 1 + horizon], np.concatenate(
+                    [episode["image"][t0:t0 + 1], (imagined * 255).astype(np.uint8)])))
+    return {"mse": np.array(mse), "baseline": np.array(base), "pred_delta": np.array(pred_delta),
+            "real_delta": np.array(real_delta), "grids": grids}
+
+
+def change_accuracy(pred: np.ndarray, real: np.ndarray, columns: slice) -> dict[str, float]:
+    """Exact-match accuracy of predicted value changes, overall and where something changed."""
+    p, r = np.round(pred[:, columns]), np.round(real[:, columns])
+    changed = (p != 0) | (r != 0)
+    return {"all": float((p == r).mean()), "changed": float((p == r)[changed].mean()) if changed.any() else 1.0,
+            "no_change_baseline": float((r == 0).mean()), "changed_entries": int(changed.sum()),
+            "real_changes_detected": float(((p == r) & (r != 0)).sum() / max(1, (r != 0).sum()))}
+
+
+def imagined_steps_per_second(model: RSSMWorldModel, batch: int, steps: int, render: bool) -> float:
+    world = WorldModelEnv(model, seed=0, render=render)
+    episode = {"image": np.zeros((1, 64, 64, 3), np.uint8), "state": np.zeros((1, model.config.state_dim), np.float32)}
+    world.reset_from(episode, np.zeros(0, np.int64), batch_size=batch)
+    actions = np.random.default_rng(0).integers(0, model.config.action_dim, size=(steps, batch))
+    world.step(actions[0])
+    started = time.perf_counter()
+    for a in actions[1:]:
+        world.step(a)
+    return batch * (steps - 1) / (time.perf_counter() - started)
+
+
+def seconds_per_update(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], batch: int,
+                       updates: int) -> float:
+    trainee = RSSMWorldModel(model.config).train()
+    trainee.load_state_dict(model.state_dict())
+    optimizer = torch.optim.Adam(trainee.parameters(), lr=1e-4)
+    sampler = SequenceSampler(episodes, model.config.seq_len, seed=0)
+    times = []
+    for _ in range(updates + 1):
+        data = sampler.sample(batch)
+        started = time.perf_counter()
+        loss, _ = trainee(data)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return float(np.mean(times[1:]))
+
+
+def write_grid(grids: list[tuple[np.ndarray, np.ndarray]], path: Path, every: int = 2) -> None:
+    """Rows: real, imagined, |difference| for each window; columns: k = 0, every, 2*every, ... steps ahead."""
+    rows = []
+    for real, imagined in grids:
+        picks = list(range(0, len(real), every))
+        diff = np.abs(real.astype(np.int16) - imagined.astype(np.int16)).astype(np.uint8)
+        for strip in (real, imagined, diff):
+            rows.append(np.concatenate([np.pad(strip[k], ((1, 1), (1, 1), (0, 0)), constant_values=255)
+                                        for k in picks], 1))
+    grid = np.concatenate(rows, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--data", default="data/world_model/heldout", help="held-out episode shards (collected "
+                        f"from seeds {HELDOUT_SEED}+ when missing)")
+    parser.add_argument("--context", type=int, default=8)
+    parser.add_argument("--stride", type=int, default=24)
+    parser.add_argument("--batch", type=int, default=1024, help="parallel imagined rollouts for the speed test")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core box)")
+    parser.add_argument("--out", default="runs/bench/world_model.json")
+    args = parser.parse_args(argv)
+    console = Console()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = load_world_model(args.model)
+    data = Path(args.data)
+    if not any(data.glob("*.npz")):
+        collect(CollectConfig(out=data, episodes=8, steps=300, seed=HELDOUT_SEED, episodes_per_shard=8))
+    episodes = load_episodes(data)
+    started = time.time()
+    result = open_loop(model, episodes, args.context, max(HORIZONS), args.stride)
+    mse, base = result["mse"].mean(0), result["baseline"].mean(0)
+    n_items = 16
+    report = {
+        "model": args.model, "data": str(data), "episodes": len(episodes), "windows": len(result["mse"]),
+        "context": args.context,
+        "open_loop": {str(k): {"mse": float(mse[k - 1]), "psnr": float(10 * np.log10(1 / mse[k - 1])),
+                               "baseline_mse": float(base[k - 1]),
+                               "baseline_psnr": float(10 * np.log10(1 / base[k - 1])),
+                               "ratio": float(mse[k - 1] / base[k - 1])} for k in HORIZONS},
+        "change_accuracy_16": {
+            "inventory": change_accuracy(result["pred_delta"], result["real_delta"], slice(0, n_items)),
+            "achievements": change_accuracy(result["pred_delta"], result["real_delta"],
+                                            slice(n_items, n_items + 22)),
+        },
+        "imagined_steps_per_s": {
+            f"latent_batch{args.batch}": imagined_steps_per_second(model, args.batch, 32, render=False),
+            "with_frames_batch256": imagined_steps_per_second(model, 256, 8, render=True),
+        },
+        "train_s_per_update_batch8": seconds_per_update(model, episodes, 8, 3),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+        "skills": len(SKILL_NAMES),
+    }
+    report["wall_s"] = round(time.time() - started, 1)
+    grid = Path(args.out).with_suffix(".png")
+    write_grid(result["grids"], grid)
+    report["grid_png"] = str(grid)
+
+    table = Table(title=f"World model {Path(args.model).name}: open loop on {report['windows']} held-out windows")
+    for col in ("steps ahead", "MSE", "PSNR dB", "copy-last MSE", "copy-last PSNR", "MSE ratio"):
+        table.add_column(col)
+    for k, row in report["open_loop"].items():
+        table.add_row(k, f"{row['mse']:.4f}", f"{row['psnr']:.1f}", f"{row['baseline_mse']:.4f}",
+                      f"{row['baseline_psnr']:.1f}", f"{row['ratio']:.2f}")
+    console.print(table)
+    for name, acc in report["change_accuracy_16"].items():
+        console.print(f"{name} change over 16 steps: exact {acc['all']:.1%} (no-change baseline "
+                      f"{acc['no_change_baseline']:.1%}), on changed entries {acc['changed']:.1%}, real changes "
+                      f"detected {acc['real_changes_detected']:.1%}")
+    speed = report["imagined_steps_per_s"]
+    console.print(f"imagined steps/s: {', '.join(f'{k} {v:,.0f}' for k, v in speed.items())}; "
+                  f"train {report['train_s_per_update_batch8']:.2f} s/update (batch 8 x {model.config.seq_len}); "
+                  f"peak RSS {report['peak_rss_mb']:.0f} MB; grid {grid}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
