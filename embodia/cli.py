@@ -12,6 +12,7 @@ from rich.console import Console
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from embodia.commands.collect import collect
+from embodia.commands.finetune import finetune_app
 from embodia.commands.train import train_app
 from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
@@ -20,6 +21,7 @@ from embodia.eval_cli import eval_app
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
 app.add_typer(eval_app, name="eval")
+app.add_typer(finetune_app, name="finetune")
 app.command()(collect)
 app.add_typer(train_app, name="train")
 train_app.command("world-model")(train_world_model)
@@ -29,9 +31,11 @@ LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. trans
                                         "(critic only, no language model)")]
 DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
 DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
+AdapterOption = Annotated[Path | None, typer.Option(help="LoRA adapter dir for the planner "
+                                                    "(from `embodia finetune planner`)")]
 
 
-def load_llm(spec: str, device: str, dtype: str) -> LLM | None:
+def load_llm(spec: str, device: str, dtype: str, adapter: Path | None = None) -> LLM | None:
     """Build the planner LLM, or exit with the fix when it cannot load."""
     if spec.lower() == "none":
         return None
@@ -40,7 +44,7 @@ def load_llm(spec: str, device: str, dtype: str) -> LLM | None:
     started = time.perf_counter()
     with console.status(f"loading planner {spec} …"):
         try:
-            llm = make_llm(spec, device=device, dtype=dtype)
+            llm = make_llm(spec, device=device, dtype=dtype, adapter=str(adapter) if adapter else None)
         except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
             console.print(f"[red]cannot load planner {spec!r}:[/] {exc}")
             raise typer.Exit(2) from exc
@@ -63,6 +67,7 @@ def run(
     video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
+    adapter: AdapterOption = None,
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
@@ -73,7 +78,7 @@ def run(
 
     if max_steps < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
-    planner = load_llm(llm, device, dtype)
+    planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("run", goal)
     config = RafaConfig(max_env_steps=max_steps, llm_weight=llm_weight)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
@@ -100,11 +105,12 @@ def chat(
     video: Annotated[bool, typer.Option(help="write video.mp4 of the session")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
+    adapter: AdapterOption = None,
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
     from agents.chat import HELP, ChatReply, ChatSession
 
-    planner = load_llm(llm, device, dtype)
+    planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("chat", f"seed {seed}")
     try:
         session = ChatSession(planner, seed=seed, out_dir=out, config=RafaConfig(), video=video, resume=resume)

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from agents.llm.adapters import load_adapter
 from agents.llm.base import LLM, LLMUsage, Messages
 
 
@@ -56,7 +57,7 @@ def cpu_threads(requested: int | None = None) -> int:
     return requested or int(os.environ.get("EMBODIA_LLM_THREADS", 0)) or len(os.sched_getaffinity(0))
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
         if a[i] != b[i]:
@@ -85,10 +86,10 @@ class TransformersLLM(LLM):
             torch.set_num_threads(cpu_threads(num_threads))
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device)
-        if adapter:
-            self.model.load_adapter(adapter)  # PEFT/LoRA; transformers raises a clear error if peft is absent
-        self.model.eval()
         self.name = name or f"transformers:{model}"
+        if adapter:  # a LoRA dir from `embodia finetune`, checked against this base model, merged in
+            self.model = load_adapter(self.model, adapter, self.name)
+        self.model.eval()
         self.usage = LLMUsage()
         self._prefix_ids: list[int] = []
         self._prefix_cache: DynamicCache | None = None
@@ -146,7 +147,7 @@ class TransformersLLM(LLM):
             text = self.render(prompt)
             prompt_ids = self._encode(text)
             full = [self._encode(text + o) for o in options]
-            starts = [_common_prefix(prompt_ids, f) for f in full]  # first token of each option
+            starts = [common_prefix(prompt_ids, f) for f in full]  # first token of each option
             shared = min([len(prompt_ids), *starts])
             if shared == 0:
                 raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")
@@ -162,13 +163,13 @@ class TransformersLLM(LLM):
         with torch.inference_mode():
             for o in options:
                 ids = self._encode(text + o)
-                start = _common_prefix(prompt_ids, ids)
+                start = common_prefix(prompt_ids, ids)
                 logp = self.model(torch.tensor([ids], device=self.device)).logits[0].float().log_softmax(-1)
                 scores.append(sum(logp[i - 1, ids[i]].item() for i in range(start, len(ids))))
         return scores
 
     def _score_packed(self, prefix: list[int], full: list[list[int]], starts: list[int]) -> list[float]:
-        reuse = min(_common_prefix(self._prefix_ids, prefix), len(prefix) - 1)  # >= 1 new token for its logits
+        reuse = min(common_prefix(self._prefix_ids, prefix), len(prefix) - 1)  # >= 1 new token for its logits
         cache = self._prefix_cache if reuse > 0 else None
         if cache is not None:
             cache.crop(reuse - cache.get_seq_length())
