@@ -31,7 +31,7 @@ lint: install
 
 bench: install
 	$(PY) -m evals.bench_llm --out runs/bench/llm.json
-	$(PY) -m evals.goal_success --seeds 100-119 --out runs/bench/goal_success.json
+	$(VENV)/bin/embodia eval crafter-techtree --agent rafa --split heldout --out runs/bench/techtree-rafa --resume
 
 # Reproduce the shipped HybridVLA Crafter checkpoint (vla/checkpoints/hybrid-crafter; ~15 min on 2 CPU cores).
 vla-checkpoint: install
