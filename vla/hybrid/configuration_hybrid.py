@@ -46,8 +46,8 @@ class HybridConfig(PolicyConfig):
     beta_schedule: str = "squaredcos_cap_v2"
     ar_loss_weight: float = 1.0
     diffusion_loss_weight: float = 1.0
-    ensemble_threshold: float = 0.9
-    diffusion_temperature: float = 0.25
+    ensemble_threshold: float = 0.5
+    diffusion_temperature: float = 1.0
     mode: Mode = "ensemble"
 
     def __post_init__(self) -> None:
