@@ -148,8 +148,8 @@ def load_examples(sources: Iterable[str | Path], config: RafaConfig | None = Non
             continue
         logs = [source] if source.is_file() else sorted(source.rglob(LOG_FILE))
         if not logs:
-            raise TraceError(f"{source}: no {LOG_FILE} found (expected episode folders, e.g. from "
-                             f"`python -m evals.goal_success --llm none --out runs/traces/x.json`)")
+            raise TraceError(f"{source}: no {LOG_FILE} found (expected episode folders, e.g. from `embodia eval "
+                             f"evals/suites/planner-traces.yaml --llm none --split train --out runs/traces/x`)")
         for log in logs:
             examples.extend(examples_from_log(log, config, successful_only=successful_only))
     if not examples:

@@ -19,9 +19,12 @@ finetune_app = typer.Typer(no_args_is_help=True, help="LoRA fine-tuning runs wit
 def _seeds(spec: str | None) -> list[int] | None:
     if not spec:
         return None
-    from evals.goal_success import parse_seeds
+    from evals.suite import parse_seeds
 
-    return parse_seeds(spec)
+    try:
+        return list(parse_seeds(spec))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--heldout-seeds") from exc
 
 
 @finetune_app.command()

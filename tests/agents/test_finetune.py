@@ -6,6 +6,7 @@ last layer only, one torch thread.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
 import prompts
@@ -61,16 +62,21 @@ def examples(traces):
 
 
 @pytest.fixture(scope="module")
-def token_sets(examples):
+def llm():
+    return make_llm("transformers:smollm2")
+
+
+@pytest.fixture(scope="module")
+def token_sets(examples, llm):
     """(train, held-out) token ids: the first two decisions of seed 0 and of seed 1."""
-    llm = make_llm("transformers:smollm2")
     train_examples, heldout = split_by_seed(examples, heldout_seeds=[1])
     return ([tokenize(e, llm, shuffle=True, rationale=True) for e in train_examples[:2]],
             [tokenize(e, llm, shuffle=True, rationale=True) for e in heldout[:2]])
 
 
-def fresh_lora():
-    return add_lora(make_llm("transformers:smollm2").model, CONFIG.lora, CONFIG.seed)
+def fresh_lora(llm):
+    """A new LoRA model on a copy of the base (copying is much faster than loading)."""
+    return add_lora(copy.deepcopy(llm.model), CONFIG.lora, CONFIG.seed)
 
 
 def test_examples_rebuild_the_logged_prompts(traces, examples):
@@ -112,12 +118,12 @@ def test_bad_traces_are_refused(tmp_path, traces, edit, message):
         load_examples([folder])
 
 
-def test_lora_trains_saves_loads_and_resumes(tmp_path, token_sets, embedded_model_dir):
+def test_lora_trains_saves_loads_and_resumes(tmp_path, token_sets, llm):
     train_ids, heldout_ids = token_sets
     batches = pack(train_ids, CONFIG.batch_tokens)
 
     # The uninterrupted run: a few steps lower the loss on what it trained on.
-    model = fresh_lora()
+    model = fresh_lora(llm)
     before = eval_loss(model, batches)
     full = train(model, train_ids, heldout_ids, CONFIG, tmp_path / "full")
     after = eval_loss(model, batches)
@@ -131,14 +137,13 @@ def test_lora_trains_saves_loads_and_resumes(tmp_path, token_sets, embedded_mode
         trained_logits = model(input_ids=batches[0].input_ids).logits
     checkpoint = latest_checkpoint(tmp_path / "full")
     assert checkpoint is not None and checkpoint.name == "step-0000004"
-    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir)
-    loaded = PeftModel.from_pretrained(base, checkpoint).eval()
+    loaded = PeftModel.from_pretrained(copy.deepcopy(llm.model), checkpoint).eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=batches[0].input_ids).logits, trained_logits)
 
     # Killed after step 2, resumed in a fresh process-like state: steps 3-4 repeat the same losses.
-    train(fresh_lora(), train_ids, heldout_ids, CONFIG, tmp_path / "resumed", stop_after=2)
-    resumed = train(fresh_lora(), train_ids, heldout_ids, CONFIG, tmp_path / "resumed", resume=True)
+    train(fresh_lora(llm), train_ids, heldout_ids, CONFIG, tmp_path / "resumed", stop_after=2)
+    resumed = train(fresh_lora(llm), train_ids, heldout_ids, CONFIG, tmp_path / "resumed", resume=True)
     assert [h.step for h in resumed.history] == [3, 4]
     for a, b in zip(full.history[2:], resumed.history, strict=True):
         assert b.loss == pytest.approx(a.loss, abs=1e-5)
@@ -146,12 +151,11 @@ def test_lora_trains_saves_loads_and_resumes(tmp_path, token_sets, embedded_mode
     # Another training config cannot silently continue this run.
     other = TrainConfig(**{**CONFIG.__dict__, "lr": 1e-4})
     with pytest.raises(ValueError, match="another training config"):
-        train(fresh_lora(), train_ids, heldout_ids, other, tmp_path / "resumed", resume=True)
+        train(fresh_lora(llm), train_ids, heldout_ids, other, tmp_path / "resumed", resume=True)
 
 
-def test_adapter_for_another_base_model_is_refused(tmp_path):
-    llm = make_llm("transformers:smollm2")
-    model = add_lora(llm.model, CONFIG.lora)
+def test_adapter_for_another_base_model_is_refused(tmp_path, llm):
+    model = fresh_lora(llm)
     model.save_pretrained(tmp_path)
     write_adapter_meta(tmp_path, base=llm.name, model=model.get_base_model())
     other = LlamaForCausalLM(LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -162,7 +166,7 @@ def test_adapter_for_another_base_model_is_refused(tmp_path):
         load_adapter(other, tmp_path / "missing", "tiny-llama")
 
 
-def test_cli_finetune_planner_then_run_with_adapter(tmp_path, traces, token_sets, embedded_model_dir):
+def test_cli_finetune_planner_then_run_with_adapter(tmp_path, traces, token_sets, llm):
     out = tmp_path / "adapter"
     args = ["finetune", "planner", "--data", str(traces), "--out", str(out), "--steps", "2", "--batch-tokens",
             "256", "--rank", "4", "--top-layers", "1", "--heldout-seeds", "1", "--no-measure", "--merge"]
@@ -171,12 +175,11 @@ def test_cli_finetune_planner_then_run_with_adapter(tmp_path, traces, token_sets
     assert {"adapter_model.safetensors", "embodia_adapter.json", "dataset.jsonl", "metrics.json"} <= {
         p.name for p in out.iterdir()}
     assert (out / "merged" / "model.safetensors").is_file()
-    # `embodia run --adapter` goes through make_llm: merged in, same loss as the peft model.
+    # `embodia run --adapter` goes through make_llm: merged in, the same loss as the peft model.
     batch = pack(token_sets[1], 10_000)[0]
     tuned = make_llm("transformers:smollm2", adapter=str(out))
-    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir)
     with torch.no_grad():
         assert batch_loss(tuned.model, batch).item() == pytest.approx(
-            batch_loss(PeftModel.from_pretrained(base, out), batch).item(), abs=1e-4)
+            batch_loss(PeftModel.from_pretrained(copy.deepcopy(llm.model), out), batch).item(), abs=1e-4)
     bad = CliRunner().invoke(app, ["finetune", "planner", "--data", str(tmp_path / "nothing"), "--out", str(out)])
     assert bad.exit_code == 2 and "no episode.jsonl found" in " ".join(bad.output.split())
