@@ -29,12 +29,22 @@ from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from prompts import render_messages, render_text
 from prompts import version as prompt_version
 from tools.base import ToolRegistry, ToolResult
-from tools.crafter_tools import ActTool, LookTool
+from tools.crafter_tools import ActTool, LookTool, SkillRunner
 from tools.envs.crafter import SEMANTIC_NAMES, daylight_phase
 from tools.envs.crafter_goals import Goal
-from tools.skills.crafter import NEAR_RADIUS, SKILLS
+from tools.skills.crafter import NEAR_RADIUS, SKILLS, run_skill
 
+SKILL_KINDS = ("expert", "learned")
 HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beats fighting them
+
+
+def make_skill_runner(kind: str) -> SkillRunner:
+    """The function behind the ``act`` tool: scripted experts, or the learned policy (loaded lazily)."""
+    if kind == "learned":
+        from vla.skills import LearnedSkillRunner
+
+        return LearnedSkillRunner.from_pretrained()
+    return run_skill
 
 
 @dataclass
@@ -66,6 +76,7 @@ class RafaConfig:
             skills, one step at a time (the ReAct-style "greedy" baseline).
         replan: False plans once with the model and executes that plan to its end
             whatever happens (the "open-loop" baseline).
+        skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy.
     """
 
     horizon: int = 3
@@ -87,6 +98,7 @@ class RafaConfig:
     llm_retries: int = 1
     lookahead: bool = True
     replan: bool = True
+    skills: str = "expert"
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -94,6 +106,8 @@ class RafaConfig:
                 raise ValueError(f"RafaConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.llm_weight < 0 or self.max_llm_calls < 0 or self.max_seconds <= 0:
             raise ValueError(f"RafaConfig: weights and budgets must be positive ({self})")
+        if self.skills not in SKILL_KINDS:
+            raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
 
 
 class RafaAgent:
@@ -106,7 +120,8 @@ class RafaAgent:
         self.memory = memory if memory is not None else Memory()
         self.config = config or RafaConfig()
         self.model = SkillModel(SKILLS)
-        self.tools = ToolRegistry([ActTool(env), LookTool(env), RecallTool(self.memory)])
+        self.tools = ToolRegistry([ActTool(env, make_skill_runner(self.config.skills)), LookTool(env),
+                                   RecallTool(self.memory)])
         self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")

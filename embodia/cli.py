@@ -31,6 +31,7 @@ LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. trans
                                         "(critic only, no language model)")]
 DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
 DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
+SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills) or learned (the shipped HybridVLA policy)")]
 AdapterOption = Annotated[Path | None, typer.Option(help="LoRA adapter dir for the planner "
                                                     "(from `embodia finetune planner`)")]
 
@@ -52,6 +53,15 @@ def load_llm(spec: str, device: str, dtype: str, adapter: Path | None = None) ->
     return llm
 
 
+def make_config(**fields: object) -> RafaConfig:
+    """RafaConfig from flags; an invalid value exits with the config's own message."""
+    try:
+        return RafaConfig(**fields)
+    except ValueError as exc:
+        console.print(f"[red]bad option:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
 def default_out(kind: str, label: str) -> Path:
     slug = "-".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())[:40] or kind
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{slug}"
@@ -68,6 +78,7 @@ def run(
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
     adapter: AdapterOption = None,
+    skills: SkillsOption = "expert",
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
@@ -80,7 +91,7 @@ def run(
         raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
     planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("run", goal)
-    config = RafaConfig(max_env_steps=max_steps, llm_weight=llm_weight)
+    config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          on_step=StepPrinter(console, verbose))
     summary = result.summary
@@ -106,6 +117,7 @@ def chat(
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
     adapter: AdapterOption = None,
+    skills: SkillsOption = "expert",
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
     from agents.chat import HELP, ChatReply, ChatSession
@@ -113,7 +125,8 @@ def chat(
     planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("chat", f"seed {seed}")
     try:
-        session = ChatSession(planner, seed=seed, out_dir=out, config=RafaConfig(), video=video, resume=resume)
+        session = ChatSession(planner, seed=seed, out_dir=out, config=make_config(skills=skills), video=video,
+                              resume=resume)
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]cannot resume:[/] {exc}")
         raise typer.Exit(2) from exc

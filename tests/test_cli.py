@@ -89,3 +89,13 @@ def test_chat_ctrl_c_interrupts_the_goal_and_keeps_the_world(tmp_path: Path, emb
     assert "agent> I have" in text and "saved memory and world" in text
     world = json.loads((tmp_path / "chat" / "world.json").read_text())
     assert len(world["actions"]) > 0
+
+
+def test_run_with_learned_skills_uses_the_shipped_policy(tmp_path: Path):
+    out = tmp_path / "learned"
+    proc = embodia("run", "collect wood", "--skills", "learned", "--llm", "none", "--seed", "0",
+                   "--max-steps", "200", "--out", str(out), "--no-video")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((out / "summary.json").read_text())["success"] is True
+    bad = embodia("run", "collect wood", "--skills", "bogus", "--llm", "none")
+    assert bad.returncode == 2 and "skills must be one of" in bad.stdout
