@@ -132,6 +132,7 @@ def finetune_planner(config: PlannerFinetuneConfig, *, resume: bool = False,
     if not main:
         return metrics
     model = accelerator.unwrap_model(model)
+    model.peft_config["default"].base_model_name_or_path = llm.name  # not this machine's cache path
     model.save_pretrained(out)
     write_adapter_meta(out, base=llm.name, model=model.get_base_model(), prompt_template=TEMPLATE,
                        prompt_version=version(TEMPLATE))

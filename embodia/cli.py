@@ -32,20 +32,21 @@ LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. trans
 DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
 DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
 SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills) or learned (the shipped HybridVLA policy)")]
-AdapterOption = Annotated[Path | None, typer.Option(help="LoRA adapter dir for the planner "
-                                                    "(from `embodia finetune planner`)")]
+AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
+                                           "'default': the shipped one for the embedded model; 'none': base model")]
 
 
-def load_llm(spec: str, device: str, dtype: str, adapter: Path | None = None) -> LLM | None:
+def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> LLM | None:
     """Build the planner LLM, or exit with the fix when it cannot load."""
     if spec.lower() == "none":
         return None
     from agents.llm import make_llm
+    from agents.llm.adapters import resolve_adapter
 
     started = time.perf_counter()
     with console.status(f"loading planner {spec} …"):
         try:
-            llm = make_llm(spec, device=device, dtype=dtype, adapter=str(adapter) if adapter else None)
+            llm = make_llm(spec, device=device, dtype=dtype, adapter=resolve_adapter(spec, adapter))
         except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
             console.print(f"[red]cannot load planner {spec!r}:[/] {exc}")
             raise typer.Exit(2) from exc
@@ -77,7 +78,7 @@ def run(
     video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
-    adapter: AdapterOption = None,
+    adapter: AdapterOption = "default",
     skills: SkillsOption = "expert",
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
@@ -116,7 +117,7 @@ def chat(
     video: Annotated[bool, typer.Option(help="write video.mp4 of the session")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
-    adapter: AdapterOption = None,
+    adapter: AdapterOption = "default",
     skills: SkillsOption = "expert",
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""

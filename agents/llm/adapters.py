@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import PreTrainedModel
+if TYPE_CHECKING:  # the CLI imports this module at start-up; transformers loads only with a model
+    from transformers import PreTrainedModel
 
 ADAPTER_META = "embodia_adapter.json"
+# The shipped planner adapter (see its README.md card): the default of `embodia run` / `chat` with the
+# embedded model, because it beat the base model at choosing the agent's next subgoal.
+DEFAULT_PLANNER_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "planner-crafter"
+DEFAULT_ADAPTER_SPECS = frozenset({"transformers:smollm2"})
 ADAPTER_CONFIG = "adapter_config.json"
 # Config fields that must agree for LoRA weights to mean the same thing on another copy of a model.
 ARCH_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
@@ -23,6 +28,16 @@ ARCH_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "
 
 class AdapterMismatchError(ValueError):
     """The adapter was trained on another base model (or is not an adapter dir at all)."""
+
+
+def resolve_adapter(spec: str, choice: str | None) -> str | None:
+    """The adapter dir for `--adapter CHOICE`: 'default' = the shipped planner adapter for the embedded
+    model (none for other models), 'none' = the base model, anything else = that dir."""
+    if choice is None or choice.lower() == "none":
+        return None
+    if choice.lower() == "default":
+        return str(DEFAULT_PLANNER_ADAPTER) if spec in DEFAULT_ADAPTER_SPECS else None
+    return choice
 
 
 def fingerprint(model: PreTrainedModel) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def planner(
     base: Annotated[str, typer.Option(help="base model BACKEND:MODEL")] = "transformers:smollm2",
     steps: Annotated[int, typer.Option(help="optimizer steps")] = 40,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-3,
+    warmup_steps: Annotated[int, typer.Option(help="linear warm-up steps (then cosine decay to 10%)")] = 4,
     batch_tokens: Annotated[int, typer.Option(help="tokens per step (examples are packed, no padding)")] = 1024,
     rank: Annotated[int, typer.Option(help="LoRA rank (attention projections)")] = 8,
     top_layers: Annotated[int, typer.Option(help="adapt only the last N layers (0 = all): cheaper backward")] = 6,
@@ -56,7 +57,7 @@ def planner(
     from agents.planner_data import TraceError
     from agents.planner_tuning import PlannerFinetuneConfig, finetune_planner, merge_adapter
 
-    train = TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), batch_tokens=batch_tokens,
+    train = TrainConfig(steps=steps, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
                         eval_every=eval_every, save_every=save_every, seed=seed,
                         lora=LoraSettings(rank=rank, alpha=2 * rank, top_layers=top_layers))
     config = PlannerFinetuneConfig([str(d) for d in data], str(out), base=base, heldout_seeds=_seeds(heldout_seeds),

@@ -21,7 +21,14 @@ import prompts
 from agents.episode import run_episode
 from agents.finetune import LoraSettings, TrainConfig, add_lora, batch_loss, eval_loss, latest_checkpoint, pack, train
 from agents.llm import make_llm
-from agents.llm.adapters import AdapterMismatchError, load_adapter, write_adapter_meta
+from agents.llm.adapters import (
+    DEFAULT_PLANNER_ADAPTER,
+    AdapterMismatchError,
+    check_adapter,
+    load_adapter,
+    resolve_adapter,
+    write_adapter_meta,
+)
 from agents.planner_data import (
     TraceError,
     load_examples,
@@ -183,3 +190,12 @@ def test_cli_finetune_planner_then_run_with_adapter(tmp_path, traces, token_sets
             batch_loss(PeftModel.from_pretrained(copy.deepcopy(llm.model), out), batch).item(), abs=1e-4)
     bad = CliRunner().invoke(app, ["finetune", "planner", "--data", str(tmp_path / "nothing"), "--out", str(out)])
     assert bad.exit_code == 2 and "no episode.jsonl found" in " ".join(bad.output.split())
+
+
+def test_shipped_adapter_is_the_default_and_fits_the_embedded_model(llm):
+    shipped = resolve_adapter("transformers:smollm2", "default")
+    assert shipped == str(DEFAULT_PLANNER_ADAPTER)
+    assert resolve_adapter("transformers:smollm2", "none") is None
+    assert resolve_adapter("transformers:/some/other/model", "default") is None
+    meta = check_adapter(shipped, llm.model, llm.name)
+    assert meta["prompt_version"] == prompts.version("planner"), "planner.jinja changed: retrain the shipped adapter"
