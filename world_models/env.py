@@ -94,9 +94,9 @@ class WorldModelEnv:
         return self._observation(pred), pred["reward"].cpu().numpy(), (pred["cont"] < 0.5).cpu().numpy()
 
     @torch.no_grad()
-    def policy(self, skills: torch.Tensor) -> torch.Tensor:
+    def policy(self, skills: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Actions the skill-conditioned action prior picks for each world: skills (B,) -> (B,)."""
-        return self.model.policy(self.carry, skills.to(self.model.device), self.generator)
+        return self.model.policy(self.carry, skills.to(self.model.device), self.generator, temperature)
 
     @staticmethod
     def _observation(pred: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -172,14 +172,18 @@ class RSSMWorldModel(WorldModel, PyTorchModelHubMixin, coders={RSSMConfig: (_enc
             steps.append(carry)
         return carry, Latent.stack(steps)
 
-    def policy(self, carry: Latent, skill: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample an action from the skill-conditioned action prior: skill (B,) indices -> actions (B,)."""
+    def policy(self, carry: Latent, skill: torch.Tensor, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """Sample an action from the skill-conditioned action prior: skill (B,) indices -> actions (B,).
+
+        A temperature below 1 sharpens the cloned action distribution towards the expert's usual choice.
+        """
         if self.policy_head is None:
             raise ValueError("this world model was trained without skills, so it has no action prior")
         if self.config.action_kind != "discrete":
             raise ValueError("the action prior samples discrete actions only")
         onehot = F.one_hot(skill.long(), len(self.config.skills)).to(carry.deter.dtype)
-        logits = self.policy_head(torch.cat([carry.feat(), onehot], -1)).float()  # (B, A)
+        logits = self.policy_head(torch.cat([carry.feat(), onehot], -1)).float() / temperature  # (B, A)
         uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
         return (logits - torch.log(-torch.log(uniform.clamp(1e-9, 1 - 1e-9)))).argmax(-1)
 

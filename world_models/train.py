@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,9 @@ class TrainConfig:
         resume: continue from ``out/checkpoint`` when it exists.
         device: "cpu", "cuda" or "auto" (accelerate places the model; ``accelerate launch`` for several).
         mixed_precision: "no", "bf16" or "fp16" (accelerate autocast).
+        state_scale: loss weight of the state-vector head (0: keep the preset's or the checkpoint's). The
+            image loss sums 12,288 pixels and drowns the 42 inventory/achievement values that imagination
+            checks subgoals with, so a second stage with a higher weight sharpens them.
         threads: torch CPU threads (0: torch's default). On a shared 2-core machine one thread was
             6-10x faster per update than two, which spin against the other processes.
     """
@@ -77,6 +80,7 @@ class TrainConfig:
     resume: bool = False
     device: str = "cpu"
     mixed_precision: str = "no"
+    state_scale: float = 0.0
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -130,14 +134,16 @@ def train(cfg: TrainConfig, console: Console | None = None,
 
     # --- data ---
     episodes = load_episodes(cfg.data)
-    sizes = {"seq_len": cfg.seq_len} if cfg.seq_len else {}
-    model_cfg = preset(cfg.preset, skills=SKILL_NAMES, device="cpu", **sizes)
+    overrides = {k: v for k, v in (("seq_len", cfg.seq_len), ("state_scale", cfg.state_scale)) if v}
+    model_cfg = preset(cfg.preset, skills=SKILL_NAMES, device="cpu", **overrides)
     sampler = SequenceSampler(episodes, model_cfg.seq_len, seed=cfg.seed + accelerator.process_index)
 
     # --- model and optimiser ---
     checkpoint = cfg.out / CHECKPOINT_DIR
     resuming = cfg.resume and (checkpoint / TRAINER_FILE).exists()
     model = load_world_model(checkpoint, expect=model_cfg).train() if resuming else RSSMWorldModel(model_cfg)
+    if resuming and cfg.state_scale:
+        model.config = replace(model.config, state_scale=cfg.state_scale)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-6)
     step, history = load_checkpoint(checkpoint, optimizer) if resuming else (0, [])
     saved = step
@@ -162,7 +168,7 @@ def train(cfg: TrainConfig, console: Console | None = None,
             with accelerator.autocast():
                 loss, metrics = model(batch)
             if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"loss became {float(loss)} at update {step + 1}; stopped. "
+                raise NonFiniteLossError(f"loss became {float(loss.detach())} at update {step + 1}; stopped. "
                                          f"Last good checkpoint: {checkpoint} (update {saved})")
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)

@@ -27,6 +27,8 @@ def train_world_model(
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, auto")] = "cpu",
     mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16")] = "no",
+    state_scale: Annotated[float, typer.Option(help="loss weight of the inventory/achievement head "
+                                                    "(0: the preset's, or the checkpoint's on --resume)")] = 0.0,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch default)")] = 1,
     collect: Annotated[int, typer.Option(help="when DATA holds no episodes, first collect this many "
                                                "(expert/random mix, 500 steps each)")] = 60,
@@ -39,7 +41,8 @@ def train_world_model(
     try:
         cfg = TrainConfig(data=data, out=out, preset=preset, steps=steps, batch_size=batch_size, seq_len=seq_len,
                           lr=lr, checkpoint_every=checkpoint_every, seed=seed, resume=resume, device=device,
-                          mixed_precision=mixed_precision, threads=threads)
+                          mixed_precision=mixed_precision, state_scale=state_scale,
+                          threads=threads)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if not any(data.glob("*.npz")) and not any(data.glob("data/*.parquet")):

@@ -1,0 +1,148 @@
+"""World model on real Crafter episodes: shapes, learning, determinism, checkpoints, bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from world_models.config import RSSMConfig, preset
+from world_models.data import SKILL_NAMES, CollectConfig, SequenceSampler, collect_episode, load_episodes, write_shard
+from world_models.env import WorldModelEnv
+from world_models.rssm import RSSMWorldModel, load_world_model
+from world_models.train import NonFiniteLossError, TrainConfig, train
+
+#: Small enough that a CPU update takes well under a second.
+MICRO = {"deter": 32, "stoch": 4, "classes": 4, "hidden": 16, "blocks": 2, "depth": 4, "seq_len": 8}
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
+    cfg = CollectConfig(out=tmp_path_factory.mktemp("episodes"), steps=40)
+    return [collect_episode(seed, cfg) for seed in (10_000, 10_001)]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory, episodes: list[dict[str, np.ndarray]]) -> Path:
+    folder = tmp_path_factory.mktemp("shards")
+    write_shard(folder / "shard-00000.npz", episodes)
+    return folder
+
+
+def micro(**overrides) -> RSSMWorldModel:
+    torch.manual_seed(0)
+    return RSSMWorldModel(preset("tiny", skills=SKILL_NAMES, **{**MICRO, **overrides}))
+
+
+def test_collected_episodes_are_real_and_round_trip(episodes, shards) -> None:
+    loaded = load_episodes(shards)
+    assert len(loaded) == 2
+    for original, back in zip(episodes, loaded, strict=True):
+        assert back["image"].shape[1:] == (64, 64, 3) and back["image"].dtype == np.uint8
+        assert all(np.array_equal(original[k], back[k]) for k in original)
+        assert back["is_first"][0] and not back["is_first"][1:].any()
+        assert (back["skill"] >= 0).any(), "the expert drove some steps"
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_encoder_decoder_and_rollout_shapes(episodes, kind) -> None:
+    model = micro(action_kind=kind, action_dim=17 if kind == "discrete" else 3)
+    batch = SequenceSampler(episodes, 8, seed=0).sample(2)
+    if kind == "continuous":
+        batch["prev_action"] = torch.rand(2, 8, 3) * 2 - 1
+    embed = model.encoder(batch["image"], batch["state"])
+    assert embed.shape == (2, 8, model.encoder.outputs)
+    carry, post, prior = model.observe(model.initial(2), batch["image"], batch["state"], batch["prev_action"],
+                                       batch["is_first"])
+    assert post.deter.shape == (2, 8, 32) and post.stoch.shape == (2, 8, 4, 4) and prior.shape == (2, 8, 4, 4)
+    assert model.decoder(post.feat()).shape == (2, 8, 64, 64, 3)
+    actions = torch.randint(0, 17, (2, 5)) if kind == "discrete" else torch.rand(2, 5, 3)
+    _, imagined = model.imagine(carry, actions)
+    pred = model.predict(imagined)
+    assert pred["image"].shape == (2, 5, 64, 64, 3) and pred["state"].shape == (2, 5, 42)
+
+
+def test_a_few_updates_lower_the_loss(episodes) -> None:
+    model = micro()
+    batch = SequenceSampler(episodes, 8, seed=0).sample(4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss, metrics = model(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(metrics["loss"])
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_imagined_rollouts_are_deterministic_under_a_seed(episodes) -> None:
+    model = micro().eval()
+    obs = {"image": episodes[0]["image"][:6], "state": episodes[0]["state"][:6]}
+    runs = []
+    for _ in range(2):
+        world = WorldModelEnv(model, seed=7)
+        world.reset_from(obs, episodes[0]["action"][:5], batch_size=16)
+        frames = [world.step(np.arange(16) % 17)[0]["image"] for _ in range(4)]
+        runs.append(np.stack(frames))
+    assert runs[0].shape == (4, 16, 64, 64, 3)
+    assert np.array_equal(runs[0], runs[1])
+    other = WorldModelEnv(model, seed=8)
+    other.reset_from(obs, episodes[0]["action"][:5], batch_size=16)
+    assert not np.array_equal(np.stack([other.step(np.arange(16) % 17)[0]["image"] for _ in range(4)]), runs[0])
+
+
+def test_rollout_past_the_trained_horizon_warns(episodes, caplog) -> None:
+    world = WorldModelEnv(micro(), render=False)
+    world.reset_from({"image": episodes[0]["image"][:1], "state": episodes[0]["state"][:1]}, np.zeros(0, int))
+    with caplog.at_level("WARNING"):
+        for _ in range(MICRO["seq_len"] + 1):
+            world.step(np.zeros(1, int))
+    assert "past the 8-step sequences" in caplog.text
+
+
+def test_save_load_round_trip_and_wrong_world(tmp_path, episodes) -> None:
+    model = micro().eval()
+    model.save_pretrained(tmp_path / "wm")
+    assert {p.name for p in (tmp_path / "wm").iterdir()} >= {"config.json", "model.safetensors"}
+    loaded = load_world_model(tmp_path / "wm", expect=model.config)
+    assert loaded.config == model.config
+    batch = SequenceSampler(episodes, 8, seed=0).sample(2)
+    torch.manual_seed(1)
+    a = model(batch)[1]
+    torch.manual_seed(1)
+    b = loaded(batch)[1]
+    assert a == b
+    other = replace(RSSMConfig(), image_size=96, action_dim=5)
+    with pytest.raises(ValueError, match=r"image_size=64 vs 96.*action_dim=17 vs 5"):
+        load_world_model(tmp_path / "wm", expect=other)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="deter must be divisible"):
+        RSSMConfig(deter=30, blocks=4)
+    with pytest.raises(ValueError, match="unknown world-model preset"):
+        preset("huge")
+
+
+def test_train_resumes_and_stops_on_nan_keeping_the_last_good_checkpoint(tmp_path, shards, episodes) -> None:
+    cfg = TrainConfig(data=shards, out=tmp_path / "run", steps=2, batch_size=2, seq_len=8, checkpoint_every=1)
+    import world_models.config as config_module
+
+    small = replace(config_module.PRESETS["tiny"], **MICRO)
+    config_module.PRESETS["micro"] = small
+    try:
+        train(replace(cfg, preset="micro"))
+        assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        poisoned = [dict(e, state=np.full_like(e["state"], np.nan)) for e in episodes]
+        write_shard(bad / "shard-00000.npz", poisoned)
+        with pytest.raises(NonFiniteLossError, match=r"update 3.*\(update 2\)"):
+            train(replace(cfg, preset="micro", data=bad, steps=4, resume=True))
+        assert '"step": 2' in (tmp_path / "run" / "checkpoint" / "trainer.json").read_text()
+    finally:
+        del config_module.PRESETS["micro"]
