@@ -106,6 +106,10 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
                            closest_goal=resolution.closest.phrase if resolution.closest else None)
         else:
             env = RecordEpisode(CrafterEnv(seed=seed, length=config.max_env_steps), log, writer, ACTION_NAMES)
+            if config.imagination:  # imagination starts from the recent real frames
+                from agents.imagination import ObservationHistory
+
+                env = ObservationHistory(env)
             env.reset(seed=seed)
             agent = make_agent(env, llm, Memory(), config)
             for step in agent.run(resolution.goal):

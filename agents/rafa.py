@@ -77,6 +77,10 @@ class RafaConfig:
         replan: False plans once with the model and executes that plan to its end
             whatever happens (the "open-loop" baseline).
         skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy.
+        imagination: before acting, imagine the chosen skill in the learned world model and revise
+            the choice when imagination gives it no chance (RIG-style self-correction).
+        imagine_veto: imagined success probability at or below which a choice is revised; kept low
+            because the shipped tiny world model underrates some easy skills.
     """
 
     horizon: int = 3
@@ -99,6 +103,8 @@ class RafaConfig:
     lookahead: bool = True
     replan: bool = True
     skills: str = "expert"
+    imagination: bool = False
+    imagine_veto: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -122,6 +128,12 @@ class RafaAgent:
         self.model = SkillModel(SKILLS)
         self.tools = ToolRegistry([ActTool(env, make_skill_runner(self.config.skills)), LookTool(env),
                                    RecallTool(self.memory)])
+        self.imagination = None
+        if self.config.imagination:
+            from agents.imagination import Imagination, ImagineTool  # torch world model only when asked
+
+            self.imagination = Imagination()
+            self.tools.register(ImagineTool(env, self.imagination))
         self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
@@ -229,11 +241,31 @@ class RafaAgent:
                 for candidate, logprob in zip(shortlist, logprobs, strict=True):
                     candidate.llm_logprob = logprob
                     candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
-        chosen = max(shortlist, key=lambda c: c.value)
+        chosen, revisions = self._imagine_before_acting(sorted(shortlist, key=lambda c: -c.value))
         to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
+        if revisions:
+            thought = f"{'; '.join(revisions)}. {thought}"
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
                             (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"))
+
+    def _imagine_before_acting(self, ranked: list[Candidate]) -> tuple[Candidate, list[str]]:
+        """RIG: imagine the best candidate's first step; revise to the next when imagination vetoes it.
+
+        Returns the chosen candidate and one sentence per revision. When every
+        candidate is vetoed the best one stands: imagination advises, it does not stall.
+        """
+        if self.imagination is None:
+            return ranked[0], []
+        revisions = []
+        for candidate in ranked:
+            outcome = self.imagination.check(self.env, candidate.first)
+            if outcome.success_prob > self.config.imagine_veto:
+                return candidate, revisions
+            revisions.append(f"revised {candidate.first!r}: {outcome.describe()}")
+            self.memory.add("note", revisions[-1], step=self.env.unwrapped.steps, skill=candidate.first,
+                            imagined=outcome.to_record())
+        return ranked[0], revisions
 
     def _llm_can_change(self, shortlist: list[Candidate]) -> bool:
         """Whether the LLM's term (at most ``llm_weight``) could change the choice; if not, skip the call.

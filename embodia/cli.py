@@ -80,6 +80,8 @@ def run(
     dtype: DtypeOption = "float32",
     adapter: AdapterOption = "default",
     skills: SkillsOption = "expert",
+    imagine: Annotated[bool, typer.Option(help="imagine each chosen skill in the learned world model first and "
+                                          "revise it when imagination gives it no chance (RIG)")] = False,
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
@@ -92,7 +94,7 @@ def run(
         raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
     planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("run", goal)
-    config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills)
+    config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          on_step=StepPrinter(console, verbose))
     summary = result.summary
