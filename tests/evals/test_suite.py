@@ -74,6 +74,6 @@ def test_missing_key_and_unknown_split(tmp_path):
         load_suite(write(tmp_path, "env: crafter\ngoals: open\nmax_steps: 10\n"))
     with pytest.raises(SuiteError, match="no seed split 'test'; splits: dev, heldout"):
         load_suite(write(tmp_path, VALID)).split("test")
-    with pytest.raises(SuiteError, match="built-in suites: crafter-goals, crafter-open, .*smoke") as error:
+    with pytest.raises(SuiteError, match=r"built-in suites: crafter-goals, crafter-open, .*smoke") as error:
         load_suite("no-such-suite")
     assert set(builtin_suites()) <= set(str(error.value).split(": ")[-1].split(", "))
