@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import time
@@ -27,6 +26,7 @@ from rich.table import Table
 
 from evals.expert_skills import parse_seeds
 from tools.envs.crafter import CrafterEnv
+from tools.episodes import write_json_atomic
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridVLAPolicy, tokenize_instructions
 from vla.hybrid.configuration_hybrid import MODES
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"checkpoint": args.checkpoint, "seeds": seeds, "budget": args.budget, "skills": skills,
               "mean_skill_success": means, "actions_per_s_batch1": speed, "train_samples_per_s": train_speed,
               "peak_rss_mb": rss_mb, "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(args.out, report)
     return report
 
 

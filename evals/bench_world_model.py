@@ -13,7 +13,6 @@ peak resident memory. Also writes a PNG grid of real vs imagined frames.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from tools.episodes import write_json_atomic
 from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
@@ -178,9 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     console.print(f"imagined steps/s: {', '.join(f'{k} {v:,.0f}' for k, v in speed.items())}; "
                   f"train {report['train_s_per_update_batch8']:.2f} s/update (batch 8 x {model.config.seq_len}); "
                   f"peak RSS {report['peak_rss_mb']:.0f} MB; grid {grid}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(args.out, report)
     return report
 
 
