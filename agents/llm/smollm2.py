@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from safetensors import safe_open
@@ -66,8 +67,15 @@ def embedded_model_dir(cache_dir: Path | None = None, *, package: str = PACKAGE,
 
 
 def _source_fingerprint(gguf: Path) -> dict:
-    st = gguf.stat()
-    return {"file": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """Name, size and the wheel's version: the same for every venv that installed the same wheel.
+
+    (A modification time differs per install, so two venvs sharing the cache would keep rebuilding it.)
+    """
+    try:
+        release = metadata.version(PACKAGE.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        release = str(gguf.stat().st_mtime_ns)
+    return {"file": gguf.name, "size": gguf.stat().st_size, "release": release}
 
 
 def _cache_problem(target: Path, gguf: Path) -> str | None:
