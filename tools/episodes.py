@@ -78,7 +78,7 @@ def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
 class VideoWriter:
     """H.264 mp4 through imageio-ffmpeg (its own ffmpeg binary ships in the wheel)."""
 
-    def __init__(self, path: str | Path, fps: int = 15) -> None:
+    def __init__(self, path: str | Path, fps: int = 8) -> None:
         import imageio.v2 as imageio
 
         self.path = Path(path)
