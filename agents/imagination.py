@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tools.base import Tool, ToolResult
-from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES
+from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES, VITALS
 from tools.skills.crafter import SKILLS
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
@@ -33,7 +33,6 @@ from world_models.rssm import RSSMWorldModel, load_world_model
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "world_models" / "checkpoints" / "rssm-crafter-tiny"
 _N_ITEMS = len(ITEM_NAMES)
 _HEALTH = ITEM_NAMES.index("health")
-_VITALS = ("health", "food", "drink", "energy")  # restored by degrees; a vital rising is not a skill's proof
 
 
 def _clip(state: torch.Tensor) -> torch.Tensor:
@@ -212,7 +211,7 @@ class Imagination:
         for item in spec.consumes:
             ok &= change[:, ITEM_NAMES.index(item)] <= -0.5
         for item, n in spec.gives.items():
-            if n > 0 and item not in _VITALS:
+            if n > 0 and item not in VITALS:  # vitals rise by degrees: no proof of a skill
                 ok &= change[:, ITEM_NAMES.index(item)] >= 0.5
         achievement = subgoal or spec.achievement
         if achievement is not None:

@@ -24,13 +24,13 @@ import numpy as np
 
 from agents.llm.base import LLM
 from agents.memory import Memory, RecallTool
-from agents.skill_model import VITALS, Belief, Prediction, SkillModel
+from agents.skill_model import Belief, Prediction, SkillModel
 from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from prompts import render_messages, render_text
 from prompts import version as prompt_version
 from tools.base import ToolRegistry, ToolResult
 from tools.crafter_tools import ActTool, LookTool, SkillRunner
-from tools.envs.crafter import SEMANTIC_NAMES, daylight_phase
+from tools.envs.crafter import SEMANTIC_NAMES, VITALS, daylight_phase
 from tools.envs.crafter_goals import Goal
 from tools.skills.crafter import NEAR_RADIUS, SKILLS, run_skill
 

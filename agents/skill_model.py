@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 
 from tools.skills.crafter import SkillSpec
 
-VITALS = ("health", "food", "drink", "energy")
 #: Skills that restore a vital to full rather than adding one unit.
 RESTORES = {"eat": "food", "drink": "drink", "sleep": "energy"}
 MAX_PLAN_LENGTH = 64
