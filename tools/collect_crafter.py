@@ -19,13 +19,7 @@ from typing import Any
 import gymnasium
 
 from tools.envs.crafter import CrafterEnv
-from tools.episode_dataset import (
-    EPISODE_INDEX,
-    INSTRUCTION,
-    EpisodeBuffer,
-    write_dataset_card,
-    write_shard,
-)
+from tools.episode_dataset import EpisodeBuffer, shard_summary, write_dataset_card, write_shard
 from tools.skills.crafter import SKILLS, run_skill
 
 #: The curriculum one world runs, in order; repeated skills are the ones later skills consume.
@@ -111,8 +105,6 @@ def collect_crafter(
     Worlds whose shard already exists are read back instead of rerun (safe to rerun after a kill).
     ``on_world(seed, episodes_so_far)`` is called after each world, for progress bars.
     """
-    import pyarrow.parquet as pq
-
     out = Path(out)
     total, frames, world = 0, 0, seed
     counts: Counter = Counter()
@@ -121,12 +113,9 @@ def collect_crafter(
     while total < episodes:
         shard = out / "data" / f"seed-{world:06d}.parquet"
         if shard.exists():
-            table = pq.read_table(shard, columns=[EPISODE_INDEX, INSTRUCTION])
-            n_episodes = len(set(table.column(EPISODE_INDEX).to_pylist()))
-            names = table.column(INSTRUCTION).to_pylist()
-            indices = table.column(EPISODE_INDEX).to_pylist()
-            counts.update(dict(zip(indices, names, strict=True)).values())
-            rows = table.num_rows
+            rows, names = shard_summary(shard)
+            n_episodes = len(names)
+            counts.update(names)
         else:
             recorded, failed = run_chain(world)
             failures.update(failed)

@@ -44,19 +44,22 @@ class MissingColumnsError(ValueError):
 class EpisodeBuffer:
     """The steps of one episode as they happen: the observation *before* each action.
 
-    ``reward`` is what the action earned; ``done`` marks the episode's last row.
+    ``reward`` is what the action earned; ``done`` marks the episode's last row. An action is an
+    index (discrete envs: stored as int64) or a vector (continuous envs: stored as a float32 list).
     """
 
     instruction: str
     images: list[np.ndarray] = field(default_factory=list)
     states: list[np.ndarray] = field(default_factory=list)
-    actions: list[int] = field(default_factory=list)
+    actions: list[int | np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
 
-    def add(self, obs: dict[str, np.ndarray], action: int, reward: float) -> None:
+    def add(self, obs: dict[str, np.ndarray], action: int | np.ndarray, reward: float) -> None:
         self.images.append(np.asarray(obs["image"], np.uint8))
         self.states.append(np.asarray(obs["state"], np.float32))
-        self.actions.append(int(action))
+        value = np.asarray(action)
+        discrete = value.ndim == 0 and np.issubdtype(value.dtype, np.integer)
+        self.actions.append(int(value) if discrete else np.atleast_1d(value).astype(np.float32))
         self.rewards.append(float(reward))
 
     def __len__(self) -> int:
@@ -79,7 +82,10 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def write_shard(path: str | Path, episodes: Sequence[EpisodeBuffer], first_episode_index: int) -> int:
-    """Write ``episodes`` (numbered from ``first_episode_index``) as one parquet file; returns rows written."""
+    """Write ``episodes`` (numbered from ``first_episode_index``) as one parquet file; returns rows written.
+
+    ``action`` is int64 for discrete episodes and a float32 list for continuous ones (LeRobot's layout).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -90,13 +96,15 @@ def write_shard(path: str | Path, episodes: Sequence[EpisodeBuffer], first_episo
         columns[FRAME_INDEX] += list(range(n))
         columns[OBS_IMAGE] += [encode_png(image) for image in episode.images]
         columns[OBS_STATE] += [state.tolist() for state in episode.states]
-        columns[ACTION] += episode.actions
+        columns[ACTION] += [a.tolist() if isinstance(a, np.ndarray) else a for a in episode.actions]
         columns[INSTRUCTION] += [episode.instruction] * n
         columns[REWARD] += episode.rewards
         columns[DONE] += [i == n - 1 for i in range(n)]
+    continuous = any(isinstance(e.actions[0], np.ndarray) for e in episodes if len(e))
     schema = pa.schema([
         (EPISODE_INDEX, pa.int64()), (FRAME_INDEX, pa.int64()), (OBS_IMAGE, pa.binary()),
-        (OBS_STATE, pa.list_(pa.float32())), (ACTION, pa.int64()), (INSTRUCTION, pa.string()),
+        (OBS_STATE, pa.list_(pa.float32())), (ACTION, pa.list_(pa.float32()) if continuous else pa.int64()),
+        (INSTRUCTION, pa.string()),
         (REWARD, pa.float32()), (DONE, pa.bool_()),
     ])
     table = pa.table(columns, schema=schema)
@@ -119,6 +127,15 @@ def shard_files(root: str | Path) -> list[Path]:
     return files
 
 
+def shard_summary(path: str | Path) -> tuple[int, list[str]]:
+    """(rows, the instruction of each episode) of a written shard, read without decoding images."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=[EPISODE_INDEX, INSTRUCTION])
+    indices, names = table.column(EPISODE_INDEX).to_pylist(), table.column(INSTRUCTION).to_pylist()
+    return table.num_rows, list(dict(zip(indices, names, strict=True)).values())
+
+
 def check_columns(names: Iterable[str], required: Sequence[str] = REQUIRED_COLUMNS, where: str = "dataset") -> None:
     """Raise :class:`MissingColumnsError` listing every required column absent from ``names``."""
     missing = [name for name in required if name not in set(names)]
@@ -137,14 +154,16 @@ def load_episode_dataset(root: str | Path, columns: Sequence[str] | None = None)
     return dataset.select_columns(list(columns)) if columns else dataset
 
 
-def write_dataset_card(root: str | Path, title: str, facts: dict[str, Any], counts: dict[str, int]) -> Path:
-    """A short README (env, seeds, counts, command) so the folder explains itself."""
+def write_dataset_card(root: str | Path, title: str, facts: dict[str, Any], counts: dict[str, int],
+                       action: str = "the env's action index") -> Path:
+    """A short README (env, seeds, counts, command) so the folder explains itself; ``action`` says what
+    the ``action`` column holds."""
     lines = [f"# {title}", "", "Written by embodia: parquet shards under `data/`, one row per step.", ""]
     lines += [f"- **{key}**: {value}" for key, value in facts.items()]
     lines += ["", "| instruction | episodes |", "|---|---|"]
     lines += [f"| {name} | {n} |" for name, n in sorted(counts.items())]
     columns = ", ".join(f"`{c}`" for c in REQUIRED_COLUMNS)
-    lines += ["", f"Columns: {columns}. `observation.image` holds PNG bytes; `action` is the env's action index.",
+    lines += ["", f"Columns: {columns}. `observation.image` holds PNG bytes; `action` is {action}.",
               "", "```python", "import datasets",
               f'ds = datasets.load_dataset("parquet", data_files="{SHARD_GLOB}", split="train")', "```", ""]
     path = Path(root) / CARD_FILE

@@ -22,6 +22,7 @@ from tools.episode_dataset import (
     REQUIRED_COLUMNS,
     decode_png,
     load_episode_dataset,
+    shard_files,
 )
 from vla.hybrid.processor_hybrid import tokenize_instructions
 
@@ -31,7 +32,8 @@ PAD_ACTION = 0
 
 @dataclass
 class Frames(torch.utils.data.Dataset):
-    """Training rows: ``image`` (N, H, W, C) uint8, ``state`` (N, S), ``instruction`` (N, L), ``action`` (N, chunk)."""
+    """Training rows: ``image`` (N, H, W, C) uint8, ``state`` (N, S), ``instruction`` (N, L), ``action`` (N, chunk)
+    int64 indices or (N, chunk, A) float32 vectors (continuous datasets)."""
 
     image: torch.Tensor
     state: torch.Tensor
@@ -64,19 +66,48 @@ def action_chunks(actions: np.ndarray, episodes: np.ndarray, chunk_size: int) ->
     return out
 
 
+def vector_chunks(actions: np.ndarray, episodes: np.ndarray, chunk_size: int) -> np.ndarray:
+    """(N, chunk, A) the next ``chunk_size`` action vectors from each row within its episode; past the
+    episode's end the last action repeats (edge padding: the arm keeps doing what finished the task)."""
+    n = len(actions)
+    is_last = np.append(episodes[1:] != episodes[:-1], True)  # rows of an episode are contiguous
+    last = np.minimum.accumulate(np.where(is_last, np.arange(n), n)[::-1])[::-1]  # each row's episode end
+    index = np.minimum(np.arange(n)[:, None] + np.arange(chunk_size)[None], last[:, None])  # (N, chunk)
+    return actions[index]
+
+
+def dataset_spaces(root: str | Path) -> dict[str, int | str]:
+    """``PolicyConfig`` fields read from the first row: ``state_dim``, ``action_space`` and, when continuous,
+    ``action_dim`` (a discrete dataset cannot tell its action count, so ``num_actions`` keeps its default)."""
+    import pyarrow.parquet as pq
+
+    row = pq.ParquetFile(shard_files(root)[0]).read_row_group(0, columns=[OBS_STATE, ACTION]).slice(0, 1).to_pylist()
+    if not row:
+        raise ValueError(f"dataset {root} has an empty first shard")
+    spaces: dict[str, int | str] = {"state_dim": len(row[0][OBS_STATE])}
+    if isinstance(row[0][ACTION], list):
+        spaces.update(action_space="continuous", action_dim=len(row[0][ACTION]))
+    return spaces
+
+
 def load_frames(root: str | Path, chunk_size: int, max_instruction_len: int) -> Frames:
     """Read and decode an episode dataset (rows in episode/frame order, as written)."""
     columns = [c for c in REQUIRED_COLUMNS if c != DONE]
     table = load_episode_dataset(root, columns=columns).data  # the arrow table: no per-row python formatting
     episodes = np.array(table.column(EPISODE_INDEX).to_numpy(), np.int64)
-    actions = np.array(table.column(ACTION).to_numpy(), np.int64)
     texts = [str(t) for t in table.column(INSTRUCTION).to_pylist()]
-    states = np.array(table.column(OBS_STATE).combine_chunks().flatten(), np.float32).reshape(len(actions), -1)
+    states = np.array(table.column(OBS_STATE).combine_chunks().flatten(), np.float32).reshape(len(episodes), -1)
+    action_column = table.column(ACTION).combine_chunks()
+    if hasattr(action_column, "flatten"):  # a list column: continuous action vectors
+        vectors = np.array(action_column.flatten(), np.float32).reshape(len(episodes), -1)
+        chunks = vector_chunks(vectors, episodes, chunk_size)
+    else:
+        chunks = action_chunks(np.array(action_column.to_numpy(), np.int64), episodes, chunk_size)
     return Frames(
         image=torch.from_numpy(np.stack([decode_png(b) for b in table.column(OBS_IMAGE).to_pylist()])),
         state=torch.from_numpy(states),
         instruction=tokenize_instructions(texts, max_instruction_len),
-        action=torch.from_numpy(action_chunks(actions, episodes, chunk_size)),
+        action=torch.from_numpy(chunks),
         episode=torch.from_numpy(episodes),
         texts=texts,
     )
