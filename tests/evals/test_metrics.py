@@ -18,6 +18,12 @@ def test_wilson_interval(k, n, low, high):
     assert wilson_interval(k, n) == pytest.approx((low, high), abs=1e-4)
 
 
+@pytest.mark.parametrize("n", range(1, 60))
+def test_wilson_interval_contains_an_all_or_nothing_rate(n):
+    """Rounding once put the bound of 10/10 a hair below 1.0, and the report's error bar below zero."""
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
 def test_wilson_interval_without_data_is_uninformative():
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
