@@ -3,7 +3,8 @@
     python -m evals.bench_finetune --data runs/traces/crafter2 --adapter agents/adapters/planner-crafter \
         --out runs/bench/finetune.json
 
-* Next-subgoal accuracy on held-out worlds (split by seed, as in training): the argmax of
+* Next-subgoal accuracy on held-out worlds (split by seed, as in training; or with `--test-data`,
+  on trace folders from worlds the training data never visited): the argmax of
   `LLM.score` over the options the agent had equals the agent's (critic-only teacher's) choice;
   base model vs `make_llm(..., adapter=DIR)` (the path `embodia run --adapter` takes).
 * Training throughput (tokens/s, prompt + target tokens actually in the data) and peak RSS of
@@ -94,14 +95,22 @@ def _trainer_run(model, tokenizer, examples, steps: int, batch_examples: int) ->
     return sum(len(e.ids) for e in examples), StepTimer.seconds
 
 
-def _accuracy(data: list[str], adapter: Path, examples: int) -> dict:
+def _accuracy(data: list[str], adapter: Path, examples: int, test_data: list[str] | None) -> dict:
+    """Scores on the training data's held-out seeds, or on `test_data` (worlds the adapter never saw)."""
     from agents.llm import make_llm
-    from agents.planner_data import load_examples, split_by_seed
+    from agents.planner_data import TraceError, load_examples, split_by_seed
     from agents.planner_tuning import accuracies, evenly
 
-    _, heldout = split_by_seed(load_examples(data))
+    train, heldout = split_by_seed(load_examples(data))
+    if test_data:
+        heldout = load_examples(test_data)
+        seen = sorted({e.seed for e in train} & {e.seed for e in heldout})
+        if seen:
+            raise TraceError(f"--test-data shares world seeds {seen} with the training data: not a test of "
+                             "unseen worlds")
     heldout = evenly(heldout, examples)
-    return {"heldout_decisions": len(heldout), "heldout_seeds": sorted({e.seed for e in heldout}),
+    return {"source": "test data" if test_data else "held-out seeds of the training data",
+            "heldout_decisions": len(heldout), "heldout_seeds": sorted({e.seed for e in heldout}),
             "base": accuracies(make_llm("transformers:smollm2"), heldout),
             "adapter": accuracies(make_llm("transformers:smollm2", adapter=str(adapter)), heldout)}
 
@@ -113,7 +122,11 @@ def main(
     steps: Annotated[int, typer.Option(help="training steps per throughput run")] = 3,
     batch_examples: Annotated[int, typer.Option(help="examples per training step (both loops)")] = 4,
     top_layers: Annotated[int, typer.Option(help="LoRA on the last N layers (both loops)")] = 6,
+    test_data: Annotated[list[str] | None, typer.Option(
+        help="episode folders from worlds never trained on (e.g. planner-traces --split test); scored instead of "
+             "the held-out seeds of --data")] = None,
     skip_accuracy: Annotated[bool, typer.Option(help="throughput only")] = False,
+    skip_training: Annotated[bool, typer.Option(help="accuracy only")] = False,
     worker: Annotated[str | None, typer.Option(hidden=True)] = None,
     out: Annotated[Path, typer.Option(help="JSON results")] = Path("runs/bench/finetune.json"),
 ) -> None:
@@ -125,9 +138,9 @@ def main(
                      "threads_env": os.environ.get("EMBODIA_LLM_THREADS"), "load_average": os.getloadavg()}
     if not skip_accuracy:
         with console.status("scoring held-out decisions with the base model and the adapter …"):
-            results["accuracy"] = _accuracy(data, adapter, examples)
+            results["accuracy"] = _accuracy(data, adapter, examples, test_data)
     results["training"] = []
-    for mode in MODES:
+    for mode in () if skip_training else MODES:
         with console.status(f"training {steps} steps with the {mode} loop …"):
             args = [sys.executable, "-m", "evals.bench_finetune", "--worker", mode, "--steps", str(steps),
                     "--batch-examples", str(batch_examples), "--top-layers", str(top_layers)]
@@ -144,14 +157,16 @@ def main(
 def _print(console: Console, results: dict) -> None:
     if "accuracy" in results:
         acc = results["accuracy"]
-        table = Table(title=f"next-subgoal accuracy, {acc['heldout_decisions']} held-out decisions "
-                            f"(seeds {acc['heldout_seeds']})")
+        table = Table(title=f"next-subgoal accuracy, {acc['heldout_decisions']} decisions from unseen worlds "
+                            f"({acc['source']}: seeds {acc['heldout_seeds']})")
         for column in ("options", "base", "adapter", "gain (points)"):
             table.add_column(column, justify="left" if column == "options" else "right")
         for name, value in acc["adapter"].items():
             base = acc["base"][name]
             table.add_row(name, f"{base:.0%}", f"{value:.0%}", f"{100 * (value - base):+.0f}")
         console.print(table)
+    if not results["training"]:
+        return
     table = Table(title="LoRA training on this CPU (same examples, LoRA config, threads)")
     for column in ("loop", "threads", "tokens", "tokens/s", "peak RSS (MB)"):
         table.add_column(column, justify="left" if column == "loop" else "right")
