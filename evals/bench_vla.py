@@ -1,12 +1,14 @@
-"""Benchmark of the shipped HybridVLA Crafter policy: skills, the AR/diffusion ablation, speed, memory.
+"""Benchmark of the shipped HybridVLA policies: success, the AR/diffusion ablation, speed, memory.
 
-    python -m evals.bench_vla --seeds 2000-2001 --budget 100 --out runs/bench/vla.json
+    python -m evals.bench_vla --seeds 2000-2001 --budget 100 --out runs/bench/vla.json      # Crafter skills
+    python -m evals.bench_vla --env metaworld --out runs/bench/vla-metaworld.json           # Meta-World tasks
 
-- per-skill success on held-out worlds (seeds never collected) for the learned policy in each
-  inference mode — collaborative ensemble, AR head only, diffusion head only (one checkpoint, so
-  the same data and training budget) — and for the scripted expert from the same world states
-  (``vla.evaluate.compare_skills``);
-- actions/s at batch 1 for each mode (the diffusion modes include all DDIM steps);
+- success on held-out seeds (never collected) for the learned policy in each inference mode —
+  collaborative ensemble, AR head only, diffusion head only (one checkpoint, so the same data and
+  training budget) — and for the scripted expert from the same states: per skill in Crafter
+  (``vla.evaluate.compare_skills``), per task on Meta-World (``vla.evaluate_metaworld.compare_tasks``);
+- actions/s at batch 1 for each mode (the diffusion modes include all DDIM steps; a chunked policy
+  runs one inference per chunk, so this is per env action);
 - training samples/s (forward + backward + AdamW on batches of real observations) and peak RSS.
 """
 
@@ -30,7 +32,7 @@ from tools.episodes import write_json_atomic
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridVLAPolicy, tokenize_instructions
 from vla.hybrid.configuration_hybrid import MODES
-from vla.skills import DEFAULT_CHECKPOINT, LearnedSkillRunner
+from vla.skills import DEFAULT_CHECKPOINT, METAWORLD_CHECKPOINT, LearnedSkillRunner
 
 
 def real_observations(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -46,23 +48,44 @@ def real_observations(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {"image": np.stack(images), "state": np.stack(states)}
 
 
-def actions_per_second(policy: HybridVLAPolicy, obs: dict[str, np.ndarray], n: int) -> float:
+def arm_observations(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` observations from scripted-expert episodes of Meta-World's push task: (n, 64, 64, 3), (n, 39)."""
+    from tools.envs.metaworld import MetaWorldEnv, ScriptedExpert
+
+    env, expert = MetaWorldEnv("push"), ScriptedExpert("push")
+    images, states = [], []
+    obs, _ = env.reset(seed=seed)
+    while len(images) < n:
+        images.append(obs["image"])
+        states.append(obs["state"])
+        obs, _, terminated, truncated, _ = env.step(expert(obs))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return {"image": np.stack(images), "state": np.stack(states)}
+
+
+def actions_per_second(policy: HybridVLAPolicy, obs: dict[str, np.ndarray], n: int, instruction: str) -> float:
     policy.reset()
     frames = [{k: v[i % len(v)] for k, v in obs.items()} for i in range(n)]
-    policy.act(frames[0], "collect wood")  # warm-up
+    policy.act(frames[0], instruction)  # warm-up
     start = time.perf_counter()
     for frame in frames:
-        policy.act(frame, "collect wood")
+        policy.act(frame, instruction)
     return n / (time.perf_counter() - start)
 
 
-def train_samples_per_second(checkpoint: Path, obs: dict[str, np.ndarray], steps: int, batch_size: int) -> float:
+def train_samples_per_second(checkpoint: Path, obs: dict[str, np.ndarray], steps: int, batch_size: int,
+                             instruction: str) -> float:
     policy = HybridVLAPolicy.from_pretrained(checkpoint).train()
+    cfg = policy.config
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    actions = (torch.rand(batch_size, cfg.chunk_size, cfg.action_dim) * 2 - 1 if cfg.continuous
+               else torch.randint(0, cfg.num_actions, (batch_size, cfg.chunk_size)))
     batch = {"image": torch.from_numpy(obs["image"][:batch_size]),
              "state": torch.from_numpy(obs["state"][:batch_size]),
-             "instruction": tokenize_instructions(["collect wood"] * batch_size, policy.config.max_instruction_len),
-             "action": torch.randint(0, 17, (batch_size, policy.config.chunk_size))}
+             "instruction": tokenize_instructions([instruction] * batch_size, cfg.max_instruction_len),
+             "action": actions}
     start = None
     for step in range(steps + 1):
         if step == 1:
@@ -74,46 +97,76 @@ def train_samples_per_second(checkpoint: Path, obs: dict[str, np.ndarray], steps
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def success_table(results: dict[str, dict[str, dict[str, float]]], title: str, unit: str,
+                  speed: dict[str, float]) -> tuple[Table, dict[str, float]]:
+    """A rich table: one row per skill/task, one column per mode and the expert; and the mean per column."""
+    labels = [*MODES, "expert"]
+    table = Table(title=title)
+    for column in (unit, "attempts", *labels):
+        table.add_column(column)
+    for name in results["expert"]:
+        table.add_row(name, str(results["expert"][name]["attempts"]),
+                      *(f"{results[label][name]['success']:.0%}" for label in labels))
+    means = {label: round(mean_success(results[label]), 3) for label in labels}
+    table.add_row(f"[bold]mean over {unit}s", "", *(f"{means[label]:.0%}" for label in labels))
+    table.add_row("actions/s (batch 1)", "", *(str(speed[m]) for m in MODES), "")
+    return table, means
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--seeds", default="2000-2001", help="held-out world seeds (collection used 0-92)")
-    parser.add_argument("--budget", type=int, default=100, help="env steps per skill attempt")
+    parser.add_argument("--env", choices=("crafter", "metaworld"), default="crafter")
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint for --env")
+    parser.add_argument("--seeds", default=None, help="held-out seeds (default crafter 2000-2001: collection "
+                        "used 0-92; metaworld 1000-1009: collection used 0-49)")
+    parser.add_argument("--budget", type=int, default=None, help="env steps per skill attempt (default 100) or "
+                        "per Meta-World episode (default 150)")
+    parser.add_argument("--tasks", default=None, help="metaworld only: comma-separated tasks (default: all of "
+                        "tools.envs.metaworld.TASKS)")
     parser.add_argument("--speed-actions", type=int, default=300)
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", default="runs/bench/vla.json")
+    parser.add_argument("--out", default=None, help="default runs/bench/vla.json (crafter), "
+                        "runs/bench/vla-metaworld.json (metaworld)")
     args = parser.parse_args(argv)
+    arm = args.env == "metaworld"
+    if arm:  # mujoco is an optional extra: import it only for the arm
+        from tools.envs.metaworld import TASKS
+        from vla.evaluate_metaworld import compare_tasks
+    checkpoint = args.checkpoint or str(METAWORLD_CHECKPOINT if arm else DEFAULT_CHECKPOINT)
+    seeds = parse_seeds(args.seeds or ("1000-1009" if arm else "2000-2001"))
+    budget = args.budget or (150 if arm else 100)
+    out = args.out or ("runs/bench/vla-metaworld.json" if arm else "runs/bench/vla.json")
     console = Console()
-    seeds = parse_seeds(args.seeds)
-    policies = {mode: HybridVLAPolicy.from_pretrained(args.checkpoint) for mode in MODES}
+    policies = {mode: HybridVLAPolicy.from_pretrained(checkpoint) for mode in MODES}
     for mode, policy in policies.items():
         policy.config.mode = mode
-    obs = real_observations(max(args.batch_size, 64))
-    speed = {mode: round(actions_per_second(policy, obs, args.speed_actions), 1) for mode, policy in policies.items()}
-    train_speed = round(train_samples_per_second(Path(args.checkpoint), obs, args.train_steps, args.batch_size), 1)
+    obs = arm_observations(max(args.batch_size, 64)) if arm else real_observations(max(args.batch_size, 64))
+    instruction = TASKS["push"].instruction if arm else "collect wood"
+    speed = {mode: round(actions_per_second(policy, obs, args.speed_actions, instruction), 1)
+             for mode, policy in policies.items()}
+    train_speed = round(train_samples_per_second(Path(checkpoint), obs, args.train_steps, args.batch_size,
+                                                 instruction), 1)
     with Progress(console=console) as progress:
-        task = progress.add_task("skills on held-out worlds", total=len(seeds))
-        skills = compare_skills({mode: LearnedSkillRunner(p) for mode, p in policies.items()}, seeds, args.budget,
-                                on_seed=lambda _: progress.advance(task))
-    labels = [*MODES, "expert"]
-    table = Table(title=f"HybridVLA vs expert, seeds {args.seeds}, budget {args.budget} steps")
-    for column in ("skill", "attempts", *labels):
-        table.add_column(column)
-    for name in skills["expert"]:
-        table.add_row(name, str(skills["expert"][name]["attempts"]),
-                      *(f"{skills[label][name]['success']:.0%}" for label in labels))
-    means = {label: round(mean_success(skills[label]), 3) for label in labels}
-    table.add_row("[bold]mean over skills", "", *(f"{means[label]:.0%}" for label in labels))
-    table.add_row("actions/s (batch 1)", "", *(str(speed[m]) for m in MODES), "")
+        if arm:
+            tasks = [t.strip() for t in (args.tasks or ",".join(TASKS)).split(",") if t.strip()]
+            bar = progress.add_task("tasks on held-out seeds", total=len(tasks) * len(seeds) * (len(MODES) + 1))
+            results = compare_tasks(policies, tasks, seeds, budget, on_episode=lambda *_: progress.advance(bar))
+        else:
+            bar = progress.add_task("skills on held-out worlds", total=len(seeds))
+            results = compare_skills({mode: LearnedSkillRunner(p) for mode, p in policies.items()}, seeds, budget,
+                                     on_seed=lambda _: progress.advance(bar))
+    unit = "task" if arm else "skill"
+    table, means = success_table(results, f"HybridVLA vs expert, {args.env} seeds {seeds[0]}-{seeds[-1]}, budget "
+                                 f"{budget} steps", unit, speed)
     console.print(table)
     rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     console.print(f"training: {train_speed} samples/s (batch {args.batch_size}) · peak RSS {rss_mb} MB · "
                   f"torch threads {torch.get_num_threads()}")
-    report = {"checkpoint": args.checkpoint, "seeds": seeds, "budget": args.budget, "skills": skills,
-              "mean_skill_success": means, "actions_per_s_batch1": speed, "train_samples_per_s": train_speed,
+    report = {"env": args.env, "checkpoint": checkpoint, "seeds": seeds, "budget": budget, f"{unit}s": results,
+              f"mean_{unit}_success": means, "actions_per_s_batch1": speed, "train_samples_per_s": train_speed,
               "peak_rss_mb": rss_mb, "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
-    write_json_atomic(args.out, report)
+    write_json_atomic(out, report)
     return report
 
 

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 CONFIG_FILE = "config.json"
+ACTION_SPACES: tuple[str, ...] = ("discrete", "continuous")
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -42,9 +43,14 @@ class PolicyConfig:
     Args:
         image_shape: (H, W, C) of ``obs["image"]`` (uint8).
         state_dim: length of ``obs["state"]``.
-        num_actions: size of the discrete action space.
+        num_actions: size of the discrete action space (``action_space="discrete"``).
         chunk_size: actions predicted per inference call (``act`` queues them).
         seed: seeds the sampling noise so the same checkpoint gives the same actions.
+        action_space: ``"discrete"`` (an index below ``num_actions``, e.g. Crafter) or ``"continuous"``
+            (a vector of ``action_dim`` floats in [``action_low``, ``action_high``], e.g. Meta-World).
+        action_dim: length of a continuous action vector.
+        action_low: lower bound of every continuous action dimension.
+        action_high: upper bound of every continuous action dimension.
     """
 
     image_shape: tuple[int, int, int] = (64, 64, 3)
@@ -52,14 +58,26 @@ class PolicyConfig:
     num_actions: int = 17
     chunk_size: int = 1
     seed: int = 0
+    action_space: str = "discrete"
+    action_dim: int = 1
+    action_low: float = -1.0
+    action_high: float = 1.0
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(v) for v in self.image_shape)  # JSON gives lists
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape=}")
-        for name in ("state_dim", "num_actions", "chunk_size"):
+        for name in ("state_dim", "num_actions", "chunk_size", "action_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)=}")
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {self.action_space=}")
+        if not self.action_low < self.action_high:
+            raise ValueError(f"need action_low < action_high, got {self.action_low=} {self.action_high=}")
+
+    @property
+    def continuous(self) -> bool:
+        return self.action_space == "continuous"
 
     def check_observation(self, obs: dict[str, np.ndarray]) -> None:
         """Raise :class:`SpaceMismatchError` naming both shapes when ``obs`` is not what the policy expects."""
@@ -74,8 +92,11 @@ class PolicyConfig:
     def check_spaces(self, observation_space: gymnasium.spaces.Dict, action_space: gymnasium.Space) -> None:
         """Raise :class:`SpaceMismatchError` naming both when an env does not match the checkpoint."""
         self.check_observation({k: np.zeros(space.shape) for k, space in observation_space.spaces.items()})
-        n = getattr(action_space, "n", None)
-        if n != self.num_actions:
+        if self.continuous:
+            if not isinstance(action_space, gymnasium.spaces.Box) or action_space.shape != (self.action_dim,):
+                raise SpaceMismatchError(f"env action space {action_space} != checkpoint continuous "
+                                         f"action_dim={self.action_dim} (Box)")
+        elif getattr(action_space, "n", None) != self.num_actions:
             raise SpaceMismatchError(f"env action space {action_space} != checkpoint num_actions={self.num_actions} "
                                      "(Discrete)")
 
@@ -95,7 +116,7 @@ class Policy(nn.Module, PyTorchModelHubMixin):
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
         self.config = config
-        self._queue: deque[int] = deque()
+        self._queue: deque[int | np.ndarray] = deque()
         self._generator = torch.Generator().manual_seed(config.seed)
 
     def reset(self) -> None:
@@ -108,16 +129,19 @@ class Policy(nn.Module, PyTorchModelHubMixin):
         raise NotImplementedError("forward(batch) -> (loss, info)")
 
     def predict_action_chunk(self, obs: dict[str, np.ndarray], instructions: list[str]) -> torch.Tensor:
-        """Batched inference: obs arrays with a leading batch dim -> action indices ``(B, chunk_size)``."""
-        raise NotImplementedError("predict_action_chunk(obs, instructions) -> (B, chunk_size)")
+        """Batched inference: obs arrays with a leading batch dim -> action indices ``(B, chunk_size)``, or
+        action vectors ``(B, chunk_size, action_dim)`` for a continuous action space."""
+        raise NotImplementedError("predict_action_chunk(obs, instructions) -> (B, chunk_size[, action_dim])")
 
     @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], instruction: str) -> int:
-        """One env action for one observation; refills the queue with a new chunk when it runs dry."""
+    def act(self, obs: dict[str, np.ndarray], instruction: str) -> int | np.ndarray:
+        """One env action (an index, or a float32 vector when continuous) for one observation; refills the
+        queue with a new chunk when it runs dry."""
         if not self._queue:
             self.config.check_observation(obs)
             batch = {key: np.asarray(value)[None] for key, value in obs.items()}
-            self._queue.extend(int(a) for a in self.predict_action_chunk(batch, [instruction])[0])
+            chunk = self.predict_action_chunk(batch, [instruction])[0]
+            self._queue.extend(a.numpy().astype(np.float32) if self.config.continuous else int(a) for a in chunk)
         return self._queue.popleft()
 
     @classmethod

@@ -16,8 +16,10 @@ from tools.skills.crafter import run_policy_skill
 from vla.base import Policy
 from vla.hybrid import HybridVLAPolicy
 
-#: The shipped checkpoint (``embodia train vla`` reproduces it; see its README).
+#: The shipped checkpoints (``embodia train vla`` reproduces them; see their READMEs): Crafter skills, and
+#: the Meta-World arm (continuous actions; ``vla.evaluate_metaworld`` runs it).
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "hybrid-crafter"
+METAWORLD_CHECKPOINT = Path(__file__).parent / "checkpoints" / "hybrid-metaworld"
 
 
 class LearnedSkillRunner:

@@ -4,7 +4,9 @@ One 🤗 accelerate loop, so the same script runs on this CPU and under ``accele
 GPUs. Checkpoints (``OUT/checkpoint/``: policy + optimizer state + RNG, all safetensors/JSON, no
 pickle) are written atomically every ``checkpoint_every`` steps; ``resume`` continues from the
 last one with the same batches it would have seen. The run ends with a validation pass and a
-closed-loop skill evaluation on held-out worlds (``vla.evaluate``), written to ``OUT/metrics.json``.
+closed-loop evaluation on held-out seeds — per-skill success in Crafter (``vla.evaluate``), per-task
+success on Meta-World for continuous-action policies (``vla.evaluate_metaworld``) — written to
+``OUT/metrics.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
 from tools.episodes import write_json_atomic
+from vla.base import SpaceMismatchError
 from vla.data import Frames, load_frames, split_by_episode
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridConfig, HybridVLAPolicy
@@ -49,8 +52,8 @@ class TrainConfig:
     seed: seeds weights, batches and noise.
     val_every: every ``val_every``-th episode is held out for validation.
     checkpoint_every: steps between checkpoints.
-    eval_seeds: held-out world seeds for the closed-loop skill evaluation (empty: skip it).
-    eval_budget: env steps per skill attempt in that evaluation.
+    eval_seeds: held-out world seeds for the closed-loop skill/task evaluation (empty: skip it).
+    eval_budget: env steps per skill attempt (Crafter) or per episode (Meta-World) in that evaluation.
     resume: continue from ``out/checkpoint`` when it exists.
     """
 
@@ -130,21 +133,40 @@ def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data
 
 @torch.no_grad()
 def validate(policy: HybridVLAPolicy, data: Frames, batch_size: int = 256) -> dict[str, float]:
-    """Mean loss terms and each head's action accuracy (ar, diffusion, ensemble) on held-out rows."""
+    """Mean loss terms and each head's (ar, diffusion, ensemble) action accuracy on held-out rows, or for
+    continuous actions each head's mean squared action error."""
     policy.eval()
     policy.reset()
     sums: dict[str, float] = {}
     for start in range(0, len(data), batch_size):
         batch = data[slice(start, start + batch_size)]
         _, info = policy(batch)
-        probs = policy.predict_probs({"image": batch["image"].numpy(), "state": batch["state"].numpy()},
-                                     data.texts[start : start + batch_size])
+        obs, texts = {"image": batch["image"].numpy(), "state": batch["state"].numpy()}, data.texts[start:][:batch_size]
         n = len(batch["action"])
-        for head in ("ar", "diffusion", "ensemble"):
-            info[f"accuracy_{head}"] = (probs[head].argmax(-1) == batch["action"]).float().mean().item()
+        if policy.config.continuous:
+            actions = policy.predict_actions(obs, texts)
+            for head in ("ar", "diffusion", "ensemble"):
+                info[f"action_mse_{head}"] = (actions[head] - batch["action"]).square().mean().item()
+        else:
+            probs = policy.predict_probs(obs, texts)
+            for head in ("ar", "diffusion", "ensemble"):
+                info[f"accuracy_{head}"] = (probs[head].argmax(-1) == batch["action"]).float().mean().item()
         for key, value in info.items():
             sums[key] = sums.get(key, 0.0) + value * n
     return {key: round(value / len(data), 4) for key, value in sums.items()}
+
+
+def check_data_matches_policy(frames: Frames, policy: HybridConfig, data: str) -> None:
+    """Raise :class:`SpaceMismatchError` naming both when the dataset's state or actions differ from the config."""
+    if frames.state.shape[1] != policy.state_dim:
+        raise SpaceMismatchError(f"dataset {data} has state_dim {frames.state.shape[1]} != policy config "
+                                 f"state_dim {policy.state_dim}")
+    data_space = "continuous" if frames.action.is_floating_point() else "discrete"
+    if data_space != policy.action_space or (policy.continuous and frames.action.shape[-1] != policy.action_dim):
+        shape = f" of dim {frames.action.shape[-1]}" if data_space == "continuous" else ""
+        raise SpaceMismatchError(f"dataset {data} has {data_space} actions{shape} != policy config "
+                                 f"action_space={policy.action_space!r} (action_dim={policy.action_dim}, "
+                                 f"num_actions={policy.num_actions})")
 
 
 # --- training ----------------------------------------------------------------------------
@@ -154,6 +176,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     set_seed(cfg.seed)
     out = Path(cfg.out)
     frames = load_frames(cfg.data, cfg.policy.chunk_size, cfg.policy.max_instruction_len)
+    check_data_matches_policy(frames, cfg.policy, cfg.data)
     train_data, val_data = split_by_episode(frames, cfg.val_every)
     policy = HybridVLAPolicy(cfg.policy)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -198,7 +221,14 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         final = accelerator.unwrap_model(policy).eval()
         final.save_pretrained(out)
         metrics["validation"] = validate(final, val_data)
-        if cfg.eval_seeds:
+        if cfg.eval_seeds and final.config.continuous:
+            from vla.evaluate_metaworld import compare_tasks, tasks_for_instructions  # mujoco only when needed
+
+            tasks = compare_tasks({"learned": final}, tasks_for_instructions(set(frames.texts)), cfg.eval_seeds,
+                                  cfg.eval_budget)
+            metrics["tasks"] = tasks
+            metrics["mean_task_success"] = {label: round(mean_success(t), 3) for label, t in tasks.items()}
+        elif cfg.eval_seeds:
             skills = compare_skills({"learned": LearnedSkillRunner(final)}, cfg.eval_seeds, cfg.eval_budget)
             metrics["skills"] = skills
             metrics["mean_skill_success"] = {label: round(mean_success(s), 3) for label, s in skills.items()}

@@ -50,19 +50,30 @@ def vla(
     num_inference_steps: Annotated[int, typer.Option(help="DDIM steps at inference")] = 4,
     ar_loss_weight: Annotated[float, typer.Option(help="AR loss weight (0: diffusion-only training)")] = 1.0,
     diffusion_loss_weight: Annotated[float, typer.Option(help="diffusion loss weight (0: AR-only)")] = 1.0,
+    max_instruction_len: Annotated[int, typer.Option(help="instruction bytes the policy reads")] = 20,
+    num_bins: Annotated[int, typer.Option(help="continuous actions: AR bins per action dimension")] = 256,
 ) -> None:
-    """Train HybridVLA on an episode dataset (runs under `accelerate launch` too); ends with an eval."""
+    """Train HybridVLA on an episode dataset (runs under `accelerate launch` too); ends with an eval.
+
+    The state size and the action space (discrete indices or continuous vectors) are read from the data.
+    """
     from tools.episode_dataset import MissingColumnsError
+    from vla.base import SpaceMismatchError
+    from vla.data import dataset_spaces
     from vla.hybrid import HybridConfig
     from vla.train import TrainConfig, train
 
     try:
         policy = HybridConfig(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size,
                               num_inference_steps=num_inference_steps, ar_loss_weight=ar_loss_weight,
-                              diffusion_loss_weight=diffusion_loss_weight, seed=seed)
+                              diffusion_loss_weight=diffusion_loss_weight, seed=seed,
+                              max_instruction_len=max_instruction_len, num_bins=num_bins, **dataset_spaces(data))
         cfg = TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
                           seed=seed, resume=resume, checkpoint_every=checkpoint_every,
                           eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget)
+    except FileNotFoundError as exc:
+        console.print(f"[red]cannot train:[/] {exc}")
+        raise typer.Exit(2) from exc
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with progress_bar() as progress:
@@ -73,9 +84,10 @@ def vla(
 
         try:
             metrics = train(cfg, on_step=on_step)
-        except (FileNotFoundError, MissingColumnsError) as exc:
+        except (FileNotFoundError, MissingColumnsError, SpaceMismatchError) as exc:
             console.print(f"[red]cannot train:[/] {exc}")
             raise typer.Exit(2) from exc
     console.print(f"validation: {metrics.get('validation')}")
-    console.print(f"mean skill success: {metrics.get('mean_skill_success')} · "
+    success = metrics.get("mean_task_success") or metrics.get("mean_skill_success")
+    console.print(f"mean {'task' if 'mean_task_success' in metrics else 'skill'} success: {success} · "
                   f"{metrics['train_samples_per_s']} samples/s · policy and metrics.json in {out}")

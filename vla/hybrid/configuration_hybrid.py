@@ -33,6 +33,8 @@ class HybridConfig(PolicyConfig):
         diffusion_temperature: the denoised one-hot relaxation x0 in [-1, 1] becomes probabilities
             by ``softmax(x0 / diffusion_temperature)``.
         mode: which prediction ``act`` uses: the ensemble, or one head alone (for ablations).
+        num_bins: continuous actions only: uniform bins per action dimension, the AR head's vocabulary
+            (256 as in RT-2 / HybridVLA); the AR segment holds ``chunk_size * action_dim`` bin tokens.
     """
 
     d_model: int = 64
@@ -49,6 +51,7 @@ class HybridConfig(PolicyConfig):
     ensemble_threshold: float = 0.5
     diffusion_temperature: float = 1.0
     mode: Mode = "ensemble"
+    num_bins: int = 256
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,6 +70,8 @@ class HybridConfig(PolicyConfig):
                              f"{self.diffusion_loss_weight=}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode=}")
+        if self.num_bins < 2:
+            raise ValueError(f"num_bins must be >= 2, got {self.num_bins=}")
         if not 0 <= self.dropout < 1 or self.diffusion_temperature <= 0:
             raise ValueError(f"need 0 <= dropout < 1 and diffusion_temperature > 0, got {self.dropout=} "
                              f"{self.diffusion_temperature=}")
@@ -79,3 +84,18 @@ class HybridConfig(PolicyConfig):
     def prefix_len(self) -> int:
         """Instruction tokens + image tokens + one state token."""
         return self.max_instruction_len + self.num_patches + 1
+
+    @property
+    def ar_vocab(self) -> int:
+        """AR token vocabulary (BOS excluded): action indices, or bins of one continuous dimension."""
+        return self.num_bins if self.continuous else self.num_actions
+
+    @property
+    def ar_len(self) -> int:
+        """AR tokens per chunk: one per action, or one per dimension of each continuous action."""
+        return self.chunk_size * (self.action_dim if self.continuous else 1)
+
+    @property
+    def noisy_dim(self) -> int:
+        """Width of one noisy action token: the one-hot relaxation, or the continuous action itself."""
+        return self.action_dim if self.continuous else self.num_actions

@@ -21,9 +21,15 @@ head denoises a one-hot relaxation scaled to [-1, 1] (``2 * one_hot - 1``, one v
 step), predicting the clean sample (``prediction_type="sample"``) so that the last DDIM step
 returns it directly; ``softmax(x0 / temperature)`` turns it into action probabilities.
 
+Continuous actions (Meta-World's 4, ``action_space="continuous"``; ``vla/hybrid/continuous.py``): the AR
+segment holds one token per action *dimension* (H x A tokens, each one of ``num_bins`` uniform bins, as in
+RT-2), the noisy action tokens are the action vectors themselves scaled to [-1, 1], and the denoised
+vector is the diffusion head's action.
+
 Collaborative ensemble (the paper's rule): when the mean AR confidence (probability of its
 chosen tokens) is at least ``ensemble_threshold``, the AR and diffusion predictions are averaged;
-otherwise the diffusion prediction is used alone.
+otherwise the diffusion prediction is used alone (continuous: the AR bin centres and the diffusion action
+are averaged).
 """
 
 from typing import NamedTuple
@@ -37,6 +43,7 @@ from torch import nn
 
 from vla.base import Policy
 from vla.hybrid.configuration_hybrid import HybridConfig
+from vla.hybrid.continuous import bin_centres, denormalize, fuse_continuous, normalize, to_bins
 from vla.hybrid.processor_hybrid import VOCAB_SIZE, preprocess
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -115,18 +122,18 @@ def ddim_steps(scheduler: DDIMScheduler, num_steps: int) -> list[DDIMStep]:
 
 def segment_mask(config: HybridConfig) -> torch.Tensor:
     """(S, S) bool attention mask over [prefix | diffusion | AR]; see the module docstring."""
-    sp, h = config.prefix_len, config.chunk_size
+    sp, h, n_ar = config.prefix_len, config.chunk_size, config.ar_len
     d_end = sp + 1 + h
-    size = d_end + h
+    size = d_end + n_ar
     mask = torch.zeros(size, size, dtype=torch.bool)
     mask[:, :sp] = True  # everyone reads the prefix; the prefix reads only itself
     mask[sp:d_end, sp:d_end] = True
-    mask[d_end:, d_end:] = torch.ones(h, h).tril().bool()
+    mask[d_end:, d_end:] = torch.ones(n_ar, n_ar).tril().bool()
     return mask
 
 
 class HybridVLAPolicy(Policy):
-    """Tiny from-scratch HybridVLA for discrete actions (see the module docstring)."""
+    """Tiny from-scratch HybridVLA for discrete or continuous actions (see the module docstring)."""
 
     config_class = HybridConfig
     name = "hybrid"
@@ -134,21 +141,22 @@ class HybridVLAPolicy(Policy):
     def __init__(self, config: HybridConfig) -> None:
         super().__init__(config)
         self.config: HybridConfig = config
-        d, a, channels = config.d_model, config.num_actions, config.image_shape[2]
+        d, channels = config.d_model, config.image_shape[2]
+        vocab, width = config.ar_vocab, config.noisy_dim  # both num_actions for discrete actions
         self.instruction_embed = nn.Embedding(VOCAB_SIZE, d)
         stride = config.patch_size // 4
         self.image_stem = nn.Sequential(nn.Conv2d(channels, 32, 4, stride=4), nn.GELU(),
                                         nn.Conv2d(32, d, stride, stride=stride))
         self.state_embed = nn.Linear(config.state_dim, d)
         self.timestep_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
-        self.noisy_action_embed = nn.Linear(a, d)
-        self.ar_embed = nn.Embedding(a + 1, d)  # index a is BOS
+        self.noisy_action_embed = nn.Linear(width, d)
+        self.ar_embed = nn.Embedding(vocab + 1, d)  # index vocab is BOS
         mask = segment_mask(config)
         self.position = nn.Parameter(torch.randn(1, mask.shape[0], d) * 0.02)
         self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
-        self.ar_head = nn.Linear(d, a)
-        self.diffusion_head = nn.Linear(d, a)
+        self.ar_head = nn.Linear(d, vocab)
+        self.diffusion_head = nn.Linear(d, width)
         self.register_buffer("mask", mask, persistent=False)
         schedule = {"num_train_timesteps": config.num_train_timesteps, "beta_schedule": config.beta_schedule,
                     "prediction_type": "sample", "clip_sample": True}
@@ -172,30 +180,38 @@ class HybridVLAPolicy(Policy):
         return torch.cat([t[:, None], self.noisy_action_embed(noisy)], 1)
 
     # --- training ---------------------------------------------------------------------------
+    def _targets(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AR target tokens (B, L) and the diffusion head's clean sample (B, H, W) for a batch of chunks:
+        discrete (B, H) indices -> the indices and their one-hot relaxation; continuous (B, H, A) vectors ->
+        one bin token per dimension and the vectors scaled to [-1, 1]."""
+        cfg = self.config
+        if cfg.continuous:
+            return to_bins(actions, cfg, cfg.num_bins).flatten(1), normalize(actions, cfg)
+        return actions, 2.0 * F.one_hot(actions, cfg.num_actions).float() - 1.0
+
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Joint loss on a batch: ``image`` (B, H, W, C) uint8, ``state`` (B, S), ``instruction`` (B, L),
-        ``action`` (B, chunk) int64."""
+        ``action`` (B, chunk) int64 or (B, chunk, A) float (continuous)."""
         cfg = self.config
-        actions = batch["action"]  # (B, H)
-        B, H = actions.shape
-        x0 = 2.0 * F.one_hot(actions, cfg.num_actions).float() - 1.0  # (B, H, A)
+        tokens, x0 = self._targets(batch["action"])  # (B, L), (B, H, W)
+        B, H = x0.shape[:2]
         noise = torch.randn_like(x0)
         timesteps = torch.randint(0, cfg.num_train_timesteps, (B,), device=x0.device)
         noisy = self.train_scheduler.add_noise(x0, noise, timesteps)
-        bos = torch.full((B, 1), cfg.num_actions, dtype=torch.long, device=actions.device)
-        ar_in = self.ar_embed(torch.cat([bos, actions[:, :-1]], 1))  # (B, H, D)
-        suffix = torch.cat([self._diffusion_tokens(noisy, timesteps), ar_in], 1)  # (B, 1 + 2H, D)
+        bos = torch.full((B, 1), cfg.ar_vocab, dtype=torch.long, device=tokens.device)
+        ar_in = self.ar_embed(torch.cat([bos, tokens[:, :-1]], 1))  # (B, L, D)
+        suffix = torch.cat([self._diffusion_tokens(noisy, timesteps), ar_in], 1)  # (B, 1 + H + L, D)
         x = torch.cat([self._embed_prefix(batch), suffix + self.position[:, cfg.prefix_len:]], 1)  # (B, S, D)
         for block in self.blocks:
             x, _ = block(x, self.mask)
         x = self.norm(x)
         sp = cfg.prefix_len
-        x0_hat = self.diffusion_head(x[:, sp + 1 : sp + 1 + H])  # (B, H, A)
-        logits = self.ar_head(x[:, sp + 1 + H :])  # (B, H, A)
-        loss_ar = F.cross_entropy(logits.reshape(-1, cfg.num_actions), actions.reshape(-1))
+        x0_hat = self.diffusion_head(x[:, sp + 1 : sp + 1 + H])  # (B, H, W)
+        logits = self.ar_head(x[:, sp + 1 + H :])  # (B, L, V)
+        loss_ar = F.cross_entropy(logits.reshape(-1, cfg.ar_vocab), tokens.reshape(-1))
         loss_diffusion = F.mse_loss(x0_hat, x0)
         loss = cfg.ar_loss_weight * loss_ar + cfg.diffusion_loss_weight * loss_diffusion
-        accuracy = (logits.argmax(-1) == actions).float().mean()
+        accuracy = (logits.argmax(-1) == tokens).float().mean()
         return loss, {"loss": loss.item(), "loss_ar": loss_ar.item(), "loss_diffusion": loss_diffusion.item(),
                       "ar_accuracy": accuracy.item()}
 
@@ -227,28 +243,27 @@ class HybridVLAPolicy(Policy):
             self._ddim_cache[n] = ddim_steps(self.infer_scheduler, n)
         return self._ddim_cache[n]
 
-    @torch.no_grad()
-    def predict_probs(self, obs: dict[str, np.ndarray], instructions: list[str],
-                      heads: tuple[str, ...] = ("ar", "diffusion")) -> dict[str, torch.Tensor]:
-        """(B, H, A) action probabilities from each requested head (and from the ensemble when both ran, with
-        the (B,) ``fused`` mask).
+    def _decode(self, obs: dict[str, np.ndarray], instructions: list[str],
+                heads: tuple[str, ...]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """AR token probabilities (B, L, V) and the denoised sample (B, H, W) in [-1, 1], each None unless its
+        head is in ``heads``.
 
         Decoding is interleaved: pass k runs DDIM step k and AR token k together (neither segment sees the
-        other), and the first pass also encodes the prefix, so a chunk costs max(DDIM steps, H) passes.
+        other), and the first pass also encodes the prefix, so a chunk costs max(DDIM steps, L) passes.
         """
         cfg = self.config
         batch = self._prepare(obs, instructions)
-        B, H, sp = len(instructions), cfg.chunk_size, cfg.prefix_len
+        B, H, L, sp = len(instructions), cfg.chunk_size, cfg.ar_len, cfg.prefix_len
         device = self.position.device
         diffusion_positions = torch.arange(sp, sp + 1 + H, device=device)
         ar_start = sp + 1 + H
         steps = self._ddim_steps() if "diffusion" in heads else []
         t_tokens = self.timestep_mlp(get_timestep_embedding(
             torch.tensor([step.t for step in steps], device=device), cfg.d_model)) if steps else None  # (n, D)
-        x = torch.randn((B, H, cfg.num_actions), generator=self._generator).to(device) if steps else None
-        ar_tokens = torch.full((B, 1), cfg.num_actions, dtype=torch.long, device=device)  # BOS
+        x = torch.randn((B, H, cfg.noisy_dim), generator=self._generator).to(device) if steps else None
+        ar_tokens = torch.full((B, 1), cfg.ar_vocab, dtype=torch.long, device=device)  # BOS
         ar_probs: list[torch.Tensor] = []
-        passes = max(len(steps), H if "ar" in heads else 0)
+        passes = max(len(steps), L if "ar" in heads else 0)
         cache: list[KV] | None = None
         for k in range(passes):
             parts, positions = [], []
@@ -259,26 +274,53 @@ class HybridVLAPolicy(Policy):
                 diffusion_in = torch.cat([t_tokens[k].expand(B, 1, -1), self.noisy_action_embed(x)], 1)
                 parts.append(diffusion_in + self.position[:, sp : sp + 1 + H])
                 positions.append(diffusion_positions)
-            n_ar = ar_tokens.shape[1] if len(ar_probs) < H and "ar" in heads else 0
+            n_ar = ar_tokens.shape[1] if len(ar_probs) < L and "ar" in heads else 0
             if n_ar:
                 parts.append(self.ar_embed(ar_tokens) + self.position[:, ar_start : ar_start + n_ar])
                 positions.append(torch.arange(ar_start, ar_start + n_ar, device=device))
             out, cache = self._run(torch.cat(parts, 1), torch.cat(positions), cache)
             out = out[:, -((1 + H if k < len(steps) else 0) + n_ar):]  # drop the prefix rows
             if k < len(steps):
-                x = steps[k](self.diffusion_head(out[:, 1 : 1 + H]), x)  # (B, H, A)
+                x = steps[k](self.diffusion_head(out[:, 1 : 1 + H]), x)  # (B, H, W)
             if n_ar:
-                p = self.ar_head(out[:, -1]).softmax(-1)  # (B, A)
+                p = self.ar_head(out[:, -1]).softmax(-1)  # (B, V)
                 ar_probs.append(p)
                 ar_tokens = torch.cat([ar_tokens, p.argmax(-1, keepdim=True)], 1)
+        return (torch.stack(ar_probs, 1) if ar_probs else None), x
+
+    @torch.no_grad()
+    def predict_probs(self, obs: dict[str, np.ndarray], instructions: list[str],
+                      heads: tuple[str, ...] = ("ar", "diffusion")) -> dict[str, torch.Tensor]:
+        """Discrete actions: (B, H, A) action probabilities from each requested head (and from the ensemble
+        when both ran, with the (B,) ``fused`` mask)."""
+        ar, x = self._decode(obs, instructions, heads)
         result = {}
-        if ar_probs:
-            result["ar"] = torch.stack(ar_probs, 1)
-        if steps:
-            result["diffusion"] = (x / cfg.diffusion_temperature).softmax(-1)
+        if ar is not None:
+            result["ar"] = ar
+        if x is not None:
+            result["diffusion"] = (x / self.config.diffusion_temperature).softmax(-1)
         if len(result) == 2:
             result["ensemble"], result["fused"] = collaborative_ensemble(
-                result["ar"], result["diffusion"], cfg.ensemble_threshold)
+                result["ar"], result["diffusion"], self.config.ensemble_threshold)
+        return result
+
+    @torch.no_grad()
+    def predict_actions(self, obs: dict[str, np.ndarray], instructions: list[str],
+                        heads: tuple[str, ...] = ("ar", "diffusion")) -> dict[str, torch.Tensor]:
+        """Continuous actions: (B, H, A) action vectors from each requested head (AR: its bins' centres), and
+        from the ensemble when both ran, with the (B,) ``fused`` mask."""
+        cfg = self.config
+        ar, x = self._decode(obs, instructions, heads)
+        result = {}
+        if x is not None:
+            result["diffusion"] = denormalize(x, cfg)
+        if ar is not None:
+            probs = ar.view(len(instructions), cfg.chunk_size, cfg.action_dim, cfg.num_bins)
+            if x is None:
+                result["ar"] = bin_centres(probs.argmax(-1), cfg, cfg.num_bins)
+            else:
+                result["ar"], result["ensemble"], result["fused"] = fuse_continuous(
+                    probs, result["diffusion"], cfg, cfg.num_bins, cfg.ensemble_threshold)
         return result
 
     def _prepare(self, obs: dict[str, np.ndarray], instructions: list[str]) -> dict[str, torch.Tensor]:
@@ -286,7 +328,10 @@ class HybridVLAPolicy(Policy):
 
     @torch.no_grad()
     def predict_action_chunk(self, obs: dict[str, np.ndarray], instructions: list[str]) -> torch.Tensor:
-        """(B, H) action indices from the head(s) ``config.mode`` selects (a lone head skips the other's passes)."""
+        """(B, H) action indices, or (B, H, A) continuous actions, from the head(s) ``config.mode`` selects (a
+        lone head skips the other's passes)."""
         mode = self.config.mode
         heads = ("ar", "diffusion") if mode == "ensemble" else (mode,)
+        if self.config.continuous:
+            return self.predict_actions(obs, instructions, heads)[mode]
         return self.predict_probs(obs, instructions, heads)[mode].argmax(-1)

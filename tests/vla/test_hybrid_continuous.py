@@ -1,0 +1,121 @@
+"""HybridVLA with continuous actions (Meta-World arm): bins, ensemble, learning, save/load, space checks."""
+
+import numpy as np
+import pytest
+import torch
+
+from tools.collect_metaworld import collect_metaworld
+from tools.envs.metaworld import MetaWorldEnv
+from vla.base import SpaceMismatchError
+from vla.data import load_frames
+from vla.hybrid import HybridConfig, HybridVLAPolicy
+from vla.hybrid.continuous import bin_centres, fuse_continuous, to_bins
+from vla.train import TrainConfig, train
+
+ARM = {"d_model": 32, "n_layers": 1, "n_heads": 2, "dropout": 0.0, "state_dim": 39, "action_space": "continuous",
+       "action_dim": 4, "chunk_size": 4, "max_instruction_len": 32}
+
+
+@pytest.fixture(scope="module")
+def arm_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("arm")
+    collect_metaworld(root, episodes=2, tasks=["reach"], seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def arm_obs():
+    env = MetaWorldEnv("reach")
+    obs, _ = env.reset(seed=0)
+    env.close()
+    return obs
+
+
+def test_bins_round_trip_within_half_a_bin():
+    config = HybridConfig(**ARM)
+    actions = torch.linspace(-1, 1, 1001)
+    centres = bin_centres(to_bins(actions, config, 256), config, 256)
+    assert (centres - actions).abs().max() <= 1 / 256 + 1e-6
+    assert to_bins(torch.tensor([-5.0, 5.0]), config, 256).tolist() == [0, 255]  # out of range clamps
+
+
+def test_continuous_ensemble_fuses_only_when_ar_is_confident():
+    config = HybridConfig(**{**ARM, "chunk_size": 1, "action_dim": 1})
+    confident = torch.zeros(1, 1, 1, 4)
+    confident[..., 3] = 0.95  # bin 3 of 4: centre 0.75
+    unsure = torch.full((1, 1, 1, 4), 0.25)
+    diffusion = torch.full((1, 1, 1), -0.25)
+    for probs, expected, fused in ((confident, 0.25, True), (unsure, -0.25, False)):
+        _, ensemble, mask = fuse_continuous(probs, diffusion, config, num_bins=4, threshold=0.9)
+        assert mask.tolist() == [fused] and ensemble.item() == pytest.approx(expected)
+
+
+def test_few_steps_lower_the_loss_on_arm_data(arm_dataset):
+    torch.manual_seed(0)
+    config = HybridConfig(**ARM)
+    frames = load_frames(arm_dataset, config.chunk_size, config.max_instruction_len)
+    batch = frames[slice(0, 64)]
+    policy = HybridVLAPolicy(config)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+
+    def loss() -> float:
+        torch.manual_seed(1)  # same noise and timesteps each time
+        with torch.no_grad():
+            return policy(batch)[0].item()
+
+    before = loss()
+    for _ in range(25):
+        optimizer.zero_grad()
+        policy(batch)[0].backward()
+        optimizer.step()
+    assert loss() < 0.8 * before
+
+
+def test_continuous_save_load_round_trip_gives_identical_actions(tmp_path, arm_obs):
+    torch.manual_seed(0)
+    policy = HybridVLAPolicy(HybridConfig(**ARM)).eval()
+    policy.save_pretrained(tmp_path)
+    loaded = HybridVLAPolicy.from_pretrained(tmp_path)
+    assert loaded.config == policy.config
+    actions = []
+    for p in (policy, loaded):
+        p.reset()
+        actions.append(np.stack([p.act(arm_obs, "reach the goal") for _ in range(6)]))  # crosses a chunk edge
+    assert actions[0].shape == (6, 4) and actions[0].dtype == np.float32
+    assert np.array_equal(*actions) and np.abs(actions[0]).max() <= 1.0
+
+
+def test_every_mode_returns_bounded_chunks(arm_obs):
+    torch.manual_seed(0)
+    batch = {k: np.asarray(v)[None] for k, v in arm_obs.items()}
+    for mode in ("ensemble", "ar", "diffusion"):
+        policy = HybridVLAPolicy(HybridConfig(**ARM, mode=mode)).eval()
+        chunk = policy.predict_action_chunk(batch, ["reach the goal"])
+        assert chunk.shape == (1, 4, 4) and chunk.abs().max() <= 1.0
+
+
+def test_action_space_mismatch_names_both(arm_obs):
+    env = MetaWorldEnv("reach")
+    try:
+        with pytest.raises(SpaceMismatchError, match=r"Box.*!= checkpoint num_actions=17 \(Discrete\)"):
+            HybridConfig(state_dim=39).check_spaces(env.observation_space, env.action_space)
+        with pytest.raises(SpaceMismatchError, match=r"!= checkpoint continuous action_dim=7 \(Box\)"):
+            HybridConfig(**{**ARM, "action_dim": 7}).check_spaces(env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+def test_trainer_refuses_a_policy_whose_actions_differ_from_the_data(arm_dataset, tmp_path):
+    discrete = HybridConfig(d_model=32, n_layers=1, n_heads=2, state_dim=39)
+    with pytest.raises(SpaceMismatchError, match=r"continuous actions of dim 4 != policy config "
+                                                 r"action_space='discrete'"):
+        train(TrainConfig(data=str(arm_dataset), out=str(tmp_path), policy=discrete, steps=1, eval_seeds=()))
+
+
+def test_trainer_on_arm_data_ends_with_a_per_task_eval(arm_dataset, tmp_path):
+    cfg = TrainConfig(data=str(arm_dataset), out=str(tmp_path), policy=HybridConfig(**ARM), steps=2, batch_size=8,
+                      val_every=2, eval_seeds=(1000,), eval_budget=10)
+    metrics = train(cfg)
+    assert set(metrics["tasks"]) == {"learned", "expert"} and metrics["tasks"]["expert"]["reach"]["attempts"] == 1
+    assert metrics["validation"]["action_mse_ensemble"] >= 0
+    assert HybridVLAPolicy.from_pretrained(tmp_path).config.continuous
