@@ -22,7 +22,7 @@ from agents.goals import GoalResolution, resolve_goal
 from agents.llm.base import LLM, LLMUsage
 from agents.memory import Memory
 from agents.rafa import RafaAgent, RafaConfig
-from agents.steps import FinalStep, PlanningStep, Step
+from agents.steps import ActionStep, FinalStep, PlanningStep, Step
 from tools.envs.crafter import ACTION_NAMES, CrafterEnv
 from tools.envs.crafter_goals import Goal
 from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE, EpisodeLog, RecordEpisode, VideoWriter, write_json_atomic
@@ -112,8 +112,13 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
                 env = ObservationHistory(env)
             env.reset(seed=seed)
             agent = make_agent(env, llm, Memory(), config)
+            imagined, vetoes = [], 0
             for step in agent.run(resolution.goal):
                 log.write(type(step).__name__, **step.to_record())
+                if isinstance(step, ActionStep) and step.imagined is not None:
+                    imagined.append(step.imagined)
+                if isinstance(step, PlanningStep):
+                    vetoes += len(step.vetoed)
                 if isinstance(step, PlanningStep) and step.llm_ms > 0:
                     decision_ms.append(step.decision_ms)
                 if isinstance(step, FinalStep):
@@ -124,6 +129,10 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
                            decisions=final.decisions, error=final.error,
                            achievements=sorted(k for k, v in env.unwrapped.achievements.items() if v > 0),
                            reflections=len(agent.memory.of_kind("reflection")))
+            if config.imagination:
+                from agents.imagination import imagination_summary
+
+                summary["imagination"] = imagination_summary(imagined, vetoes)
     except Exception as exc:  # an env or model crash ends this episode as failed, with its traceback
         summary.update(success=False, reason=f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
     finally:

@@ -26,6 +26,7 @@ import torch
 from tools.base import Tool, ToolResult
 from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES, VITALS
 from tools.skills.crafter import SKILLS
+from world_models.calibration import Calibration
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
 
@@ -39,6 +40,11 @@ def _clip(state: torch.Tensor) -> torch.Tensor:
     """Predicted states clipped to what Crafter can show: counts in [0, 9] (the rest untouched)."""
     counts = len(ITEM_NAMES) + len(ACHIEVEMENTS)
     return torch.cat([state[..., :counts].clamp(0, 9), state[..., counts:]], -1)
+
+
+def _changes(names: tuple[str, ...], delta: torch.Tensor) -> dict[str, float]:
+    """Mean predicted changes of at least half a unit, by name."""
+    return {n: round(float(v), 1) for n, v in zip(names, delta, strict=True) if abs(float(v)) >= 0.5}
 
 
 class ObservationHistory(gym.Wrapper):
@@ -89,12 +95,16 @@ class ImaginedOutcome:
 
     Args:
         plan: the skills, in order.
-        success_prob: share of imagined rollouts in which every skill succeeded.
+        success_prob: probability that the plan really succeeds: the raw estimate mapped through the
+            checkpoint's calibration (``world_models/calibration.py``), or the raw estimate without one.
         predicted_inventory_delta: mean predicted change of each inventory item (|change| >= 0.5 only).
         danger: mean predicted fall in health below its current value.
         frames: one rollout's predicted frames (T, H, W, 3) uint8.
         per_skill: success probability of each step of the plan.
         steps: mean imagined env steps until the plan succeeded (or the horizon ran out).
+        predicted_achievement_delta: mean predicted change of each achievement count (|change| >= 0.5 only).
+        health_change: mean predicted health at the end of the rollout minus health now.
+        raw_success_prob: share of imagined rollouts in which every skill succeeded.
     """
 
     plan: list[str]
@@ -104,16 +114,55 @@ class ImaginedOutcome:
     frames: np.ndarray
     per_skill: list[float] = field(default_factory=list)
     steps: float = 0.0
+    predicted_achievement_delta: dict[str, float] = field(default_factory=dict)
+    health_change: float = 0.0
+    raw_success_prob: float = 0.0
 
     def describe(self) -> str:
         gains = ", ".join(f"{v:+.1f} {k}" for k, v in self.predicted_inventory_delta.items()) or "no inventory change"
-        return (f"imagined {' → '.join(self.plan)}: success {self.success_prob:.0%} in ~{self.steps:.0f} steps, "
+        raw = f" (raw {self.raw_success_prob:.0%})" if round(self.raw_success_prob, 2) != round(self.success_prob, 2) \
+            else ""
+        return (f"imagined {' → '.join(self.plan)}: success {self.success_prob:.0%}{raw} in ~{self.steps:.0f} steps, "
                 f"{gains}, health drop {self.danger:.1f}")
 
     def to_record(self) -> dict[str, Any]:
-        return {"plan": self.plan, "success_prob": round(self.success_prob, 3), "per_skill": self.per_skill,
-                "predicted_inventory_delta": self.predicted_inventory_delta, "danger": round(self.danger, 2),
-                "steps": round(self.steps, 1)}
+        return {"plan": self.plan, "success_prob": round(self.success_prob, 3),
+                "raw_success_prob": round(self.raw_success_prob, 3), "per_skill": self.per_skill,
+                "predicted_inventory_delta": self.predicted_inventory_delta,
+                "predicted_achievement_delta": self.predicted_achievement_delta, "danger": round(self.danger, 2),
+                "health_change": round(self.health_change, 2), "steps": round(self.steps, 1)}
+
+
+def imagined_vs_real(imagined: dict[str, Any], ok: bool, inventory_delta: dict[str, int],
+                     achievements: list[str]) -> dict[str, Any]:
+    """One executed step's imagined outcome (``ImaginedOutcome.to_record``) next to what really happened.
+
+    ``agreed`` is whether imagination's call (success when ``success_prob`` >= 0.5) matched the real
+    outcome: the per-step number behind the run's imagination summary.
+    """
+    return {
+        "predicted_success": imagined["success_prob"], "raw_success": imagined["raw_success_prob"],
+        "real_success": bool(ok),
+        "agreed": (imagined["success_prob"] >= 0.5) == bool(ok),
+        "predicted_inventory_delta": imagined["predicted_inventory_delta"],
+        "real_inventory_delta": {k: int(v) for k, v in inventory_delta.items() if k != "health" and v},
+        "predicted_achievement_delta": imagined["predicted_achievement_delta"],
+        "real_achievements": sorted(achievements),
+        "predicted_health_change": imagined["health_change"],
+        "real_health_change": int(inventory_delta.get("health", 0)),
+    }
+
+
+def imagination_summary(comparisons: list[dict[str, Any]], vetoes: int) -> dict[str, Any]:
+    """How often imagination's success call agreed with reality over a run, and its Brier score."""
+    n = len(comparisons)
+    return {
+        "imagined_steps": n,
+        "success_agreement": round(sum(c["agreed"] for c in comparisons) / n, 3) if n else None,
+        "brier": round(sum((c["predicted_success"] - c["real_success"]) ** 2 for c in comparisons) / n, 3)
+        if n else None,
+        "vetoes": vetoes,
+    }
 
 
 class Imagination:
@@ -125,11 +174,17 @@ class Imagination:
         horizon: imagined steps allowed per skill (default: the model's training sequence length).
         seed: seeds the rollouts, so the same situation gets the same answer.
         temperature: of the cloned action prior; below 1 the imagined skill acts more like the expert.
+        calibration: maps raw estimates to real success rates; default: the ``calibration.json`` stored
+            beside a checkpoint given by path (none for a model object). ``False`` keeps raw estimates.
     """
 
     def __init__(self, model: RSSMWorldModel | str | Path = DEFAULT_CHECKPOINT, samples: int = 64,
-                 horizon: int | None = None, seed: int = 0, temperature: float = 0.5) -> None:
+                 horizon: int | None = None, seed: int = 0, temperature: float = 0.5,
+                 calibration: Calibration | bool | None = None) -> None:
         self.model = model if isinstance(model, RSSMWorldModel) else load_world_model(model)
+        if calibration is None:
+            calibration = None if isinstance(model, RSSMWorldModel) else Calibration.load(model)
+        self.calibration = calibration or None
         if not self.model.config.skills:
             raise ValueError("this world model has no skill-conditioned action prior; train it on skill-labelled data")
         self.samples, self.temperature = samples, temperature
@@ -184,17 +239,25 @@ class Imagination:
                     done_at = torch.where(succeeded, torch.full_like(done_at, float(t + 1)), done_at)
                 alive &= ~timed_out
         per_skill = [float((stage > i).float().mean()) for i in range(len(plan))]
-        delta = (final_state[:, :_N_ITEMS] - torch.as_tensor(start[:_N_ITEMS])).mean(0)
+        success, reached = per_skill[-1], 1.0
+        if self.calibration is not None:  # chain each skill's calibrated chance given the previous one succeeded
+            success = 1.0
+            for skill, p in zip(plan, per_skill, strict=True):
+                success *= self.calibration(skill, p / reached if reached > 0 else 0.0)
+                reached = p
+        delta = (final_state - torch.as_tensor(start)).mean(0)
         frames = self.model.decoder(torch.stack(latents)) if latents else torch.zeros(0, 64, 64, 3)
         return ImaginedOutcome(
             plan=list(plan),
-            success_prob=per_skill[-1],
-            predicted_inventory_delta={n: round(float(v), 1) for n, v in zip(ITEM_NAMES, delta, strict=True)
-                                       if abs(float(v)) >= 0.5},
+            success_prob=success,
+            predicted_inventory_delta=_changes(ITEM_NAMES, delta[:_N_ITEMS]),
+            predicted_achievement_delta=_changes(ACHIEVEMENTS, delta[_N_ITEMS:_N_ITEMS + len(ACHIEVEMENTS)]),
+            health_change=float(delta[_HEALTH]),
             danger=float((float(start[_HEALTH]) - min_health).clamp(min=0).mean()),
             frames=(frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
             per_skill=per_skill,
             steps=float(done_at.mean()),
+            raw_success_prob=per_skill[-1],
         )
 
     @staticmethod
@@ -207,15 +270,18 @@ class Imagination:
         """
         spec = SKILLS[skill]
         change = state - before  # (N, D)
+        full = before >= 8.5  # counters are capped at 9: one already there cannot show a rise
         ok = torch.ones(state.shape[0], dtype=torch.bool)
         for item in spec.consumes:
             ok &= change[:, ITEM_NAMES.index(item)] <= -0.5
         for item, n in spec.gives.items():
             if n > 0 and item not in VITALS:  # vitals rise by degrees: no proof of a skill
-                ok &= change[:, ITEM_NAMES.index(item)] >= 0.5
+                i = ITEM_NAMES.index(item)
+                ok &= (change[:, i] >= 0.5) | full[:, i]
         achievement = subgoal or spec.achievement
         if achievement is not None:
-            return ok & (change[:, _N_ITEMS + ACHIEVEMENTS.index(achievement)] >= 0.5)
+            i = _N_ITEMS + ACHIEVEMENTS.index(achievement)
+            return ok & ((change[:, i] >= 0.5) | full[:, i])
         if not any(n > 0 for n in spec.gives.values()):  # explore: no effect to check
             return torch.zeros(state.shape[0], dtype=torch.bool)
         return ok

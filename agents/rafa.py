@@ -183,7 +183,8 @@ class RafaAgent:
             if planning.chosen is None:
                 final = self._final(goal, False, planning.error or "no feasible plan", env_steps, decisions)
                 break
-            action = self._act(goal, decisions, planning.chosen.first, cfg.max_env_steps - env_steps)
+            action = self._act(goal, decisions, planning.chosen.first, cfg.max_env_steps - env_steps,
+                               planning.imagined)
             env_steps += action.env_steps
             yield self._emit(action)
             if goal.is_achieved(start_counts, world.achievements):
@@ -241,31 +242,34 @@ class RafaAgent:
                 for candidate, logprob in zip(shortlist, logprobs, strict=True):
                     candidate.llm_logprob = logprob
                     candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
-        chosen, revisions = self._imagine_before_acting(sorted(shortlist, key=lambda c: -c.value))
+        chosen, revisions, imagined, vetoed = self._imagine_before_acting(sorted(shortlist, key=lambda c: -c.value))
         to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         if revisions:
             thought = f"{'; '.join(revisions)}. {thought}"
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
-                            (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"))
+                            (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"),
+                            imagined, vetoed)
 
-    def _imagine_before_acting(self, ranked: list[Candidate]) -> tuple[Candidate, list[str]]:
+    def _imagine_before_acting(self, ranked: list[Candidate]) -> tuple[Candidate, list[str], dict | None, list[dict]]:
         """RIG: imagine the best candidate's first step; revise to the next when imagination vetoes it.
 
-        Returns the chosen candidate and one sentence per revision. When every
-        candidate is vetoed the best one stands: imagination advises, it does not stall.
+        Returns the chosen candidate, one sentence per revision, the imagined outcome of the chosen
+        step and those of the vetoed ones (records). When every candidate is vetoed the best one
+        stands: imagination advises, it does not stall.
         """
         if self.imagination is None:
-            return ranked[0], []
-        revisions = []
+            return ranked[0], [], None, []
+        revisions, vetoed = [], []
         for candidate in ranked:
             outcome = self.imagination.check(self.env, candidate.first)
             if outcome.success_prob > self.config.imagine_veto:
-                return candidate, revisions
+                return candidate, revisions, outcome.to_record(), vetoed
             revisions.append(f"revised {candidate.first!r}: {outcome.describe()}")
+            vetoed.append(outcome.to_record())
             self.memory.add("note", revisions[-1], step=self.env.unwrapped.steps, skill=candidate.first,
-                            imagined=outcome.to_record())
-        return ranked[0], revisions
+                            imagined=vetoed[-1])
+        return ranked[0], revisions, vetoed[0], vetoed
 
     def _llm_can_change(self, shortlist: list[Candidate]) -> bool:
         """Whether the LLM's term (at most ``llm_weight``) could change the choice; if not, skip the call.
@@ -346,7 +350,8 @@ class RafaAgent:
         return None, error
 
     # --- act for now, then update ---
-    def _act(self, goal: Goal, index: int, skill: str, steps_left: int) -> ActionStep:
+    def _act(self, goal: Goal, index: int, skill: str, steps_left: int,
+             imagined: dict | None = None) -> ActionStep:
         world = self.env.unwrapped
         before = self.belief()
         prediction, _ = self.model.predict(before, skill)
@@ -359,9 +364,13 @@ class RafaAgent:
         reflection = None if matched else self._reflect(goal, skill, prediction, result, actual)
         self.memory.add("transition", f"{skill}: {actual}", step=world.steps, goal=goal.achievement,
                         skill=skill, ok=result.ok, predicted=prediction.describe(), actual=actual, matched=matched)
+        if imagined is not None:  # the RIG record: what imagination foresaw next to what happened
+            from agents.imagination import imagined_vs_real
+
+            imagined = imagined_vs_real(imagined, result.ok, result.data.get("inventory_delta", {}), unlocked)
         return ActionStep(index, "act", {"skill": skill, "budget": budget}, prediction.describe(), result.ok,
                           actual, matched, int(result.data.get("steps", 0)), unlocked, reflection,
-                          result.error, result.data)
+                          result.error, result.data, imagined)
 
     @staticmethod
     def _compare(prediction: Prediction, result: ToolResult) -> tuple[bool, str]:

@@ -40,6 +40,8 @@ class PlanningStep:
     error: str | None = None
     prompt: list[dict[str, str]] | None = None  # the exact planner messages (training traces)
     prompt_version: str = ""
+    imagined: dict[str, Any] | None = None  # imagination's outcome for the chosen first step (RIG)
+    vetoed: list[dict[str, Any]] = field(default_factory=list)  # imagined outcomes that revised a choice
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +63,7 @@ class ActionStep:
     reflection: str | None = None
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    imagined: dict[str, Any] | None = None  # imagined vs real outcome, when imagination is on
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,14 +1,16 @@
 """The agents a suite can evaluate, by name, so every number in a report has a comparison.
 
-=========  ===========================================================  =========  ==========
-name       what it is                                                   uses LLM   privileged
-=========  ===========================================================  =========  ==========
-random     uniformly random actions                                     no         no
-oracle     scripted expert over the skills, knows the dependency tree   no         yes
-greedy     ReAct-style: the LLM picks one feasible skill at a time      yes        no
-open-loop  plans once with the skill model, never replans               no         no
-rafa       the full RAFA loop: model + critic + LLM prior, replanning   yes        no
-=========  ===========================================================  =========  ==========
+============  ===========================================================  =========  ==========
+name          what it is                                                   uses LLM   privileged
+============  ===========================================================  =========  ==========
+random        uniformly random actions                                     no         no
+oracle        scripted expert over the skills, knows the dependency tree   no         yes
+greedy        ReAct-style: the LLM picks one feasible skill at a time      yes        no
+open-loop     plans once with the skill model, never replans               no         no
+rafa          the full RAFA loop: model + critic + LLM prior, replanning   yes        no
+rafa-imagine  rafa + RIG: imagines each chosen skill in the world model    yes        no
+              and revises a step it confidently foresees failing (RIG)
+============  ===========================================================  =========  ==========
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("open-loop", "plans once with the skill model and never replans (no LLM calls)", RafaAgent,
               uses_llm=False, switches={"replan": False}),
     AgentSpec("rafa", "RAFA: skill model + critic + LLM prior, replanning on surprises", RafaAgent, uses_llm=True),
+    AgentSpec("rafa-imagine", "RAFA + RIG: imagines each chosen skill in the world model first, revises vetoed ones",
+              RafaAgent, uses_llm=True, switches={"imagination": True}),
 )}
 
 

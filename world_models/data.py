@@ -38,6 +38,7 @@ FIELDS = ("image", "state", "action", "reward", "is_first", "is_terminal", "skil
 _SKIPPED = frozenset({"collect diamond", "fight skeleton", "eat plant"})
 #: Random actions never include "sleep": falling asleep in the open gets the player killed within steps.
 _RANDOM_ACTIONS = np.array([i for i, name in enumerate(ACTION_NAMES) if name != "sleep"])
+DRIVERS = ("mix", "agent")
 _TECH_TREE = frozenset({"collect wood", "place table", "make wood_pickaxe", "make wood_sword", "collect stone",
                         "make stone_pickaxe", "collect coal", "place furnace"})
 
@@ -55,6 +56,9 @@ class CollectConfig:
         random_burst: probability that the next segment is 4-16 uniform-random actions instead of a skill.
         skill_budget: most env steps one skill call may take.
         episodes_per_shard: episodes stored together in one shard.
+        driver: "mix" chains random feasible skills (broad coverage, mostly early deaths); "agent" lets
+            the critic-only RAFA agent walk the open-ended goal order, so the data shows the skill mix
+            and the deep tech tree the agent actually reaches (actions still swapped with ``epsilon``).
     """
 
     out: Path
@@ -65,6 +69,7 @@ class CollectConfig:
     random_burst: float = 0.15
     skill_budget: int = 150
     episodes_per_shard: int = 10
+    driver: str = "mix"
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.steps < 2 or self.episodes_per_shard < 1 or self.skill_budget < 1:
@@ -72,6 +77,8 @@ class CollectConfig:
                              f"positive: {self}")
         if not (0 <= self.epsilon <= 1 and 0 <= self.random_burst <= 1):
             raise ValueError(f"CollectConfig: epsilon and random_burst are probabilities: {self}")
+        if self.driver not in DRIVERS:
+            raise ValueError(f"CollectConfig.driver must be one of {DRIVERS}, got {self.driver!r}")
 
 
 class _Recorder(gymnasium.Wrapper):
@@ -138,6 +145,9 @@ def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     env = CrafterEnv(seed=seed, length=cfg.steps)
     rec = _Recorder(env, rng, cfg.epsilon)
     rec.reset(seed=seed)
+    if cfg.driver == "agent":
+        _drive_with_agent(rec, cfg)
+        return rec.arrays()
     done = False
     while not done:
         left = cfg.steps - env.steps
@@ -153,6 +163,26 @@ def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
             run_skill(rec, name, budget=min(SKILLS[name].budget, cfg.skill_budget, left))
         done = env.steps >= cfg.steps or env.player.health <= 0 or rec.rows["is_terminal"][-1]
     return rec.arrays()
+
+
+def _drive_with_agent(rec: _Recorder, cfg: CollectConfig) -> None:
+    """Run the critic-only RAFA agent over every achievement in turn; each step is labelled with its skill."""
+    from agents.memory import Memory  # the agent stack only for this driver (it imports world_models itself)
+    from agents.rafa import RafaAgent, RafaConfig
+    from evals.open_ended import OPEN_GOAL, OpenEnded
+
+    def labelled(env: gymnasium.Env, skill: str, budget: int | None = None):
+        rec.skill = SKILL_NAMES.index(skill)
+        try:
+            return run_skill(env, skill, budget=budget)
+        finally:
+            rec.skill = -1
+
+    config = RafaConfig(max_env_steps=cfg.steps, max_decisions=200)
+    agent = OpenEnded(RafaAgent, cfg.skill_budget * 4, rec, None, Memory(), config)
+    agent.inner.tools["act"].runner = labelled
+    for _ in agent.run(OPEN_GOAL):
+        pass
 
 
 # --- storage ---
