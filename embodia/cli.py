@@ -17,6 +17,7 @@ from embodia.commands.train import train_app
 from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
+from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
@@ -27,13 +28,6 @@ app.add_typer(train_app, name="train")
 train_app.command("world-model")(train_world_model)
 console = Console()
 
-LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. transformers:smollm2, or 'none' "
-                                        "(critic only, no language model)")]
-DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
-DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
-SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills) or learned (the shipped HybridVLA policy)")]
-AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
-                                           "'default': the shipped one for the embedded model; 'none': base model")]
 
 
 def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> LLM | None:

@@ -63,6 +63,7 @@ class EvalConfig:
     video: VideoMode = "none"
     device: str = "cpu"
     dtype: str = "float32"
+    adapter: str | None = "default"  # as `embodia run --adapter`: the shipped one for the embedded planner
 
     def __post_init__(self) -> None:
         get_agent(self.agent)
@@ -81,6 +82,13 @@ class EvalConfig:
         return self.llm
 
     @property
+    def planner_adapter(self) -> str | None:
+        """The LoRA adapter dir the planner loads (None: base weights), resolved as `embodia run` does."""
+        from agents.llm.adapters import resolve_adapter
+
+        return resolve_adapter(self.planner, self.adapter) if self.planner else None
+
+    @property
     def seeds(self) -> tuple[int, ...]:
         return self.suite.split(self.split)[: self.num_seeds]
 
@@ -93,7 +101,8 @@ class EvalConfig:
         """What a resumed run must share with the original for their episodes to be one evaluation."""
         spec = get_agent(self.agent)
         identity = {"suite": self.suite.name, "agent": self.agent,
-                    "llm": self.planner, "privileged": spec.privileged, "split": self.split,
+                    "llm": self.planner, "adapter": self.planner_adapter, "privileged": spec.privileged,
+                    "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(spec.config(self.suite))}
         return json.loads(json.dumps(identity))  # as it reads back from run.json
@@ -103,7 +112,8 @@ class EvalConfig:
 _planner: LLM | None = None
 
 
-def _load_planner(spec: str | None, device: str, dtype: str, threads: int | None = None) -> None:
+def _load_planner(spec: str | None, adapter: str | None, device: str, dtype: str,
+                  threads: int | None = None) -> None:
     """Worker start-up: bound torch threads so workers do not fight over cores, load the LLM once."""
     global _planner
     if spec is not None:
@@ -113,7 +123,7 @@ def _load_planner(spec: str | None, device: str, dtype: str, threads: int | None
 
         if threads:
             torch.set_num_threads(threads)
-        _planner = make_llm(spec, device=device, dtype=dtype)
+        _planner = make_llm(spec, device=device, dtype=dtype, adapter=adapter)
 
 
 def run_job(config: EvalConfig, job: Job) -> dict[str, Any]:
@@ -191,14 +201,15 @@ def _execute(config: EvalConfig, jobs: list[Job]) -> Iterator[dict[str, Any]]:
     if not jobs:
         return
     if config.workers == 1:
-        _load_planner(config.planner, config.device, config.dtype)
+        _load_planner(config.planner, config.planner_adapter, config.device, config.dtype)
         for job in jobs:
             yield run_job(config, job)
         return
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_load_planner,
-                             initargs=(config.planner, config.device, config.dtype, threads)) as pool:
+                             initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
+                                       threads)) as pool:
         futures = [pool.submit(run_job, config, job) for job in jobs]
         try:
             for future in as_completed(futures):

@@ -100,3 +100,15 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     assert b"half-writ" not in results.read_bytes()
     assert all(line.endswith("}") for line in results.read_text().splitlines())
     assert json.loads((out / "results.json").read_text())["overall"]["episodes"] == total
+
+
+def test_the_planner_loads_the_adapter_embodia_run_would(tmp_path):
+    from agents.llm.adapters import DEFAULT_PLANNER_ADAPTER
+
+    suite = load_suite("smoke")
+    default = EvalConfig(suite, "rafa", "transformers:smollm2", tmp_path)
+    assert default.planner_adapter == str(DEFAULT_PLANNER_ADAPTER)
+    assert default.identity()["adapter"] == str(DEFAULT_PLANNER_ADAPTER)  # a resume must use the same one
+    assert EvalConfig(suite, "rafa", "transformers:smollm2", tmp_path, adapter="none").planner_adapter is None
+    assert EvalConfig(suite, "rafa", "none", tmp_path).planner_adapter is None  # critic only: nothing to adapt
+    assert EvalConfig(suite, "oracle", "transformers:smollm2", tmp_path).planner_adapter is None
