@@ -65,14 +65,19 @@ def read_adapter_meta(directory: str | Path) -> dict[str, Any]:
 def check_adapter(directory: str | Path, model: PreTrainedModel, base: str) -> dict[str, Any]:
     """Raise `AdapterMismatchError` naming both models unless the adapter fits `model`; return its metadata."""
     meta = read_adapter_meta(directory)
-    found = fingerprint(model)
-    if meta.get("fingerprint") != found:
-        diff = {k: (meta.get("fingerprint", {}).get(k), v) for k, v in found.items()
-                if meta.get("fingerprint", {}).get(k) != v}
-        raise AdapterMismatchError(
-            f"adapter {directory} was trained on base model {meta.get('base_model')!r}, which differs from "
-            f"{base!r}: (adapter's, this model's) {diff}")
+    check_fingerprint(meta.get("fingerprint"), model, what=f"adapter {directory}", trained_on=meta.get("base_model"),
+                      base=base)
     return meta
+
+
+def check_fingerprint(expected: dict[str, Any] | None, model: PreTrainedModel, *, what: str, trained_on: Any,
+                      base: str) -> None:
+    """Raise `AdapterMismatchError` naming both models unless `model`'s fingerprint is `expected`."""
+    found = fingerprint(model)
+    if expected != found:
+        diff = {k: ((expected or {}).get(k), v) for k, v in found.items() if (expected or {}).get(k) != v}
+        raise AdapterMismatchError(f"{what} was trained on base model {trained_on!r}, which differs from {base!r}: "
+                                   f"(its, this model's) {diff}")
 
 
 def load_adapter(model: PreTrainedModel, directory: str | Path, base: str, *, merge: bool = True) -> PreTrainedModel:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from vla.base import PolicyConfig
 
 Mode = Literal["ensemble", "ar", "diffusion"]
 MODES: tuple[str, ...] = ("ensemble", "ar", "diffusion")
+Backbone = Literal["tiny", "smollm2"]
+BACKBONES: tuple[str, ...] = ("tiny", "smollm2")
 
 
 @dataclass
 class HybridConfig(PolicyConfig):
-    """A tiny from-scratch HybridVLA: one transformer, an AR head and a diffusion head.
+    """HybridVLA: one transformer (tiny from scratch, or SmolLM2 + LoRA), an AR head and a diffusion head.
 
     Args:
-        d_model: width of every token.
-        n_layers: transformer blocks.
-        n_heads: attention heads (must divide ``d_model``).
+        d_model: width of every token (tiny backbone; the LLM backbone uses its hidden size).
+        n_layers: transformer blocks (tiny backbone).
+        n_heads: attention heads (must divide ``d_model``; tiny backbone).
         patch_size: image patch side in pixels (a multiple of 4: a stride-4 conv, then a stride-patch/4 conv);
             64x64 images give (64/16)^2 = 16 image tokens.
         max_instruction_len: instruction bytes kept (longer ones are cut, shorter ones padded).
@@ -35,6 +37,14 @@ class HybridConfig(PolicyConfig):
         mode: which prediction ``act`` uses: the ensemble, or one head alone (for ablations).
         num_bins: continuous actions only: uniform bins per action dimension, the AR head's vocabulary
             (256 as in RT-2 / HybridVLA); the AR segment holds ``chunk_size * action_dim`` bin tokens.
+        backbone: ``"tiny"`` (from scratch, the default) or ``"smollm2"`` (the embedded SmolLM2-135M's decoder
+            layers with LoRA; ``vla/hybrid/backbone_llm.py``).
+        llm_layers: smollm2 only: the first N decoder layers are used (0 = all 30); fewer is faster on a CPU.
+        llm_instruction_len: smollm2 only: instruction tokens (SmolLM2's tokenizer) kept in the prefix.
+        lora_rank: smollm2 only: LoRA rank on q/k/v/o (alpha = 2 x rank).
+        lora_top_layers: smollm2 only: LoRA on the last N used layers only (0 = all of them).
+        llm_fingerprint: smollm2 only: the base model's architecture fields, recorded at construction; a
+            checkpoint whose fingerprint differs from the embedded model's is refused naming both.
     """
 
     d_model: int = 64
@@ -52,6 +62,12 @@ class HybridConfig(PolicyConfig):
     diffusion_temperature: float = 1.0
     mode: Mode = "ensemble"
     num_bins: int = 256
+    backbone: Backbone = "tiny"
+    llm_layers: int = 0
+    llm_instruction_len: int = 8
+    lora_rank: int = 8
+    lora_top_layers: int = 0
+    llm_fingerprint: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,6 +86,12 @@ class HybridConfig(PolicyConfig):
                              f"{self.diffusion_loss_weight=}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode=}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone=}")
+        if min(self.llm_layers, self.lora_top_layers) < 0 or min(self.llm_instruction_len, self.lora_rank) < 1:
+            raise ValueError(f"need llm_layers, lora_top_layers >= 0 and llm_instruction_len, lora_rank >= 1, "
+                             f"got {self.llm_layers=} {self.lora_top_layers=} {self.llm_instruction_len=} "
+                             f"{self.lora_rank=}")
         if self.num_bins < 2:
             raise ValueError(f"num_bins must be >= 2, got {self.num_bins=}")
         if not 0 <= self.dropout < 1 or self.diffusion_temperature <= 0:
@@ -81,9 +103,14 @@ class HybridConfig(PolicyConfig):
         return (self.image_shape[0] // self.patch_size) * (self.image_shape[1] // self.patch_size)
 
     @property
+    def instruction_len(self) -> int:
+        """Instruction tokens in the prefix: bytes (tiny backbone) or SmolLM2 tokens."""
+        return self.max_instruction_len if self.backbone == "tiny" else self.llm_instruction_len
+
+    @property
     def prefix_len(self) -> int:
         """Instruction tokens + image tokens + one state token."""
-        return self.max_instruction_len + self.num_patches + 1
+        return self.instruction_len + self.num_patches + 1
 
     @property
     def ar_vocab(self) -> int:

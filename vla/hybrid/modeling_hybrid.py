@@ -32,6 +32,7 @@ otherwise the diffusion prediction is used alone (continuous: the AR bin centres
 are averaged).
 """
 
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -39,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.models.embeddings import get_timestep_embedding
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vla.base import Policy
+from vla.base import WEIGHTS_FILE, Policy
 from vla.hybrid.configuration_hybrid import HybridConfig
 from vla.hybrid.continuous import bin_centres, denormalize, fuse_continuous, normalize, to_bins
 from vla.hybrid.processor_hybrid import VOCAB_SIZE, preprocess
@@ -133,7 +135,8 @@ def segment_mask(config: HybridConfig) -> torch.Tensor:
 
 
 class HybridVLAPolicy(Policy):
-    """Tiny from-scratch HybridVLA for discrete or continuous actions (see the module docstring)."""
+    """HybridVLA for discrete or continuous actions (see the module docstring); the transformer is a tiny
+    from-scratch one or, with ``backbone="smollm2"``, the embedded LLM with LoRA (``backbone_llm.py``)."""
 
     config_class = HybridConfig
     name = "hybrid"
@@ -141,9 +144,16 @@ class HybridVLAPolicy(Policy):
     def __init__(self, config: HybridConfig) -> None:
         super().__init__(config)
         self.config: HybridConfig = config
-        d, channels = config.d_model, config.image_shape[2]
+        self.llm = None
+        if config.backbone == "smollm2":  # first: building it seeds torch's RNG (the LoRA initialisation)
+            from vla.hybrid.backbone_llm import LLMBackbone
+
+            self.llm = LLMBackbone(config)
+        self.d_model = self.llm.hidden_size if self.llm is not None else config.d_model
+        d, channels = self.d_model, config.image_shape[2]
         vocab, width = config.ar_vocab, config.noisy_dim  # both num_actions for discrete actions
-        self.instruction_embed = nn.Embedding(VOCAB_SIZE, d)
+        if self.llm is None:  # the LLM reads instructions through its own tokenizer and embeddings
+            self.instruction_embed = nn.Embedding(VOCAB_SIZE, d)
         stride = config.patch_size // 4
         self.image_stem = nn.Sequential(nn.Conv2d(channels, 32, 4, stride=4), nn.GELU(),
                                         nn.Conv2d(32, d, stride, stride=stride))
@@ -153,8 +163,9 @@ class HybridVLAPolicy(Policy):
         self.ar_embed = nn.Embedding(vocab + 1, d)  # index vocab is BOS
         mask = segment_mask(config)
         self.position = nn.Parameter(torch.randn(1, mask.shape[0], d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
-        self.norm = nn.LayerNorm(d)
+        if self.llm is None:
+            self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
+            self.norm = nn.LayerNorm(d)
         self.ar_head = nn.Linear(d, vocab)
         self.diffusion_head = nn.Linear(d, width)
         self.register_buffer("mask", mask, persistent=False)
@@ -170,13 +181,14 @@ class HybridVLAPolicy(Policy):
         image = batch["image"].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
         patches = self.image_stem(image).flatten(2).transpose(1, 2)  # (B, P, D)
         state = torch.sign(batch["state"]) * torch.log1p(batch["state"].abs())  # symlog: counts 0-9 and flags
-        tokens = torch.cat([self.instruction_embed(batch["instruction"]), patches,
+        embed = self.instruction_embed if self.llm is None else self.llm.embed_instruction
+        tokens = torch.cat([embed(batch["instruction"]), patches,
                             self.state_embed(state)[:, None]], 1)  # (B, Sp, D)
         return tokens + self.position[:, : tokens.shape[1]]
 
     def _diffusion_tokens(self, noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """(B, 1 + H, D) timestep token + noisy action tokens; ``noisy`` (B, H, A), ``timesteps`` (B,)."""
-        t = self.timestep_mlp(get_timestep_embedding(timesteps, self.config.d_model))  # (B, D)
+        t = self.timestep_mlp(get_timestep_embedding(timesteps, self.d_model))  # (B, D)
         return torch.cat([t[:, None], self.noisy_action_embed(noisy)], 1)
 
     # --- training ---------------------------------------------------------------------------
@@ -202,9 +214,7 @@ class HybridVLAPolicy(Policy):
         ar_in = self.ar_embed(torch.cat([bos, tokens[:, :-1]], 1))  # (B, L, D)
         suffix = torch.cat([self._diffusion_tokens(noisy, timesteps), ar_in], 1)  # (B, 1 + H + L, D)
         x = torch.cat([self._embed_prefix(batch), suffix + self.position[:, cfg.prefix_len:]], 1)  # (B, S, D)
-        for block in self.blocks:
-            x, _ = block(x, self.mask)
-        x = self.norm(x)
+        x, _ = self._run(x, torch.arange(x.shape[1], device=x.device), None)
         sp = cfg.prefix_len
         x0_hat = self.diffusion_head(x[:, sp + 1 : sp + 1 + H])  # (B, H, W)
         logits = self.ar_head(x[:, sp + 1 + H :])  # (B, L, V)
@@ -217,7 +227,7 @@ class HybridVLAPolicy(Policy):
 
     # --- inference ---------------------------------------------------------------------------
     def _run(self, tokens: torch.Tensor, positions: torch.Tensor,
-             cache: list[KV] | None) -> tuple[torch.Tensor, list[KV]]:
+             cache: list[KV] | torch.Tensor | None) -> tuple[torch.Tensor, list[KV] | torch.Tensor]:
         """Tokens (B, T, D), positions added, at sequence ``positions`` (T,) -> (B, T, D) and the prefix cache.
 
         Without a cache the tokens must start with the whole prefix (positions ``0..Sp-1``), which is encoded
@@ -225,6 +235,8 @@ class HybridVLAPolicy(Policy):
         token's view exactly what it is in training, so any subset of positions can share a pass.
         """
         sp = self.config.prefix_len
+        if self.llm is not None:
+            return self.llm.run(tokens, positions, self.mask, sp, cache)
         rows = self.mask[positions]
         if cache is None:
             mask, new_cache, x = rows[:, positions], [], tokens
@@ -259,12 +271,12 @@ class HybridVLAPolicy(Policy):
         ar_start = sp + 1 + H
         steps = self._ddim_steps() if "diffusion" in heads else []
         t_tokens = self.timestep_mlp(get_timestep_embedding(
-            torch.tensor([step.t for step in steps], device=device), cfg.d_model)) if steps else None  # (n, D)
+            torch.tensor([step.t for step in steps], device=device), self.d_model)) if steps else None  # (n, D)
         x = torch.randn((B, H, cfg.noisy_dim), generator=self._generator).to(device) if steps else None
         ar_tokens = torch.full((B, 1), cfg.ar_vocab, dtype=torch.long, device=device)  # BOS
         ar_probs: list[torch.Tensor] = []
         passes = max(len(steps), L if "ar" in heads else 0)
-        cache: list[KV] | None = None
+        cache: list[KV] | torch.Tensor | None = None
         for k in range(passes):
             parts, positions = [], []
             if cache is None:
@@ -335,3 +347,33 @@ class HybridVLAPolicy(Policy):
         if self.config.continuous:
             return self.predict_actions(obs, instructions, heads)[mode]
         return self.predict_probs(obs, instructions, heads)[mode].argmax(-1)
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The LLM backbone's frozen base weights are not written (rebuilt from the embedded model on load)."""
+        if self.llm is None:
+            return super()._save_pretrained(save_directory)
+        from vla.hybrid.backbone_llm import saved_state
+
+        save_file(saved_state(self.state_dict()), Path(save_directory) / WEIGHTS_FILE)
+
+    @classmethod
+    def _load_as_safetensor(cls, model: "HybridVLAPolicy", model_file: str, map_location: str, strict: bool):
+        model.load_weights(model_file)
+        return model.to(map_location)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load ``save_pretrained``'s weights file in place; every saved tensor must be present (RuntimeError
+        listing what is missing or unexpected otherwise)."""
+        if self.llm is None:
+            self.load_state_dict(load_file(path))
+            return
+        from vla.hybrid.backbone_llm import saved_state
+
+        tensors = load_file(path)
+        expected = saved_state(self.state_dict()).keys()
+        missing, unexpected = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
+        if missing or unexpected:
+            raise RuntimeError(f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} "
+                               f"({len(unexpected)}) weights")
+        self.load_state_dict(tensors, strict=False)
