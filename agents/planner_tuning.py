@@ -8,6 +8,7 @@ string), and next-subgoal accuracy is the argmax of `score` over the options the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +24,11 @@ from agents.llm.adapters import write_adapter_meta
 from agents.llm.transformers_backend import TransformersLLM, common_prefix
 from agents.planner_data import TEMPLATE, PlannerExample, load_examples, save_examples, split_by_seed
 from prompts import version
+from tools.episodes import write_json_atomic
 
 DATASET_FILE = "dataset.jsonl"
 METRICS_FILE = "metrics.json"
+BASE_ACCURACY_FILE = "base_accuracy.json"
 
 
 @dataclass
@@ -98,6 +101,21 @@ def prepare(config: PlannerFinetuneConfig, llm: TransformersLLM) -> tuple[
     return train_examples, heldout, train_ids, eval_ids
 
 
+def base_accuracy(llm: TransformersLLM, base: str, heldout: Sequence[PlannerExample], out: Path) -> dict[str, float]:
+    """The base model's held-out accuracies, measured once per (base model, held-out decisions) and kept in
+    `out`: a resumed run (or a longer one on the same data) does not spend minutes measuring them again."""
+    key = {"base": base, "decisions": hashlib.sha256(json.dumps(
+        [asdict(e) for e in heldout], sort_keys=True).encode()).hexdigest()}
+    path = out / BASE_ACCURACY_FILE
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("key") == key:
+            return cached["accuracy"]
+    accuracy = accuracies(llm, heldout)
+    write_json_atomic(path, {"key": key, "accuracy": accuracy})
+    return accuracy
+
+
 def finetune_planner(config: PlannerFinetuneConfig, *, resume: bool = False,
                      on_step: Callable[[StepLog], None] | None = None, measure: bool = True,
                      accelerator: Accelerator | None = None) -> dict[str, Any]:
@@ -120,7 +138,7 @@ def finetune_planner(config: PlannerFinetuneConfig, *, resume: bool = False,
     if main:
         save_examples(train_examples + heldout, out / DATASET_FILE)
         if measure:
-            metrics["base_accuracy"] = accuracies(llm, heldout)
+            metrics["base_accuracy"] = base_accuracy(llm, config.base, heldout, out)
     model = add_lora(llm.model, config.train.lora, config.train.seed)  # in place: `llm` now scores with the adapter
     started = time.perf_counter()
     result = train(model, train_ids, eval_ids, config.train, out, resume=resume, on_step=on_step,

@@ -199,3 +199,16 @@ def test_shipped_adapter_is_the_default_and_fits_the_embedded_model(llm):
     assert resolve_adapter("transformers:/some/other/model", "default") is None
     meta = check_adapter(shipped, llm.model, llm.name)
     assert meta["prompt_version"] == prompts.version("planner"), "planner.jinja changed: retrain the shipped adapter"
+
+
+def test_base_accuracy_is_measured_once_per_model_and_decisions(tmp_path, examples, llm):
+    from agents.planner_tuning import BASE_ACCURACY_FILE, accuracies, base_accuracy
+
+    _, heldout = split_by_seed(examples)
+    measured = base_accuracy(llm, "transformers:smollm2", heldout[:2], tmp_path)
+    assert measured == accuracies(llm, heldout[:2])
+    record = json.loads((tmp_path / BASE_ACCURACY_FILE).read_text())
+    record["accuracy"] = {"agent_order": -1.0}  # what a resumed run reads instead of measuring again
+    (tmp_path / BASE_ACCURACY_FILE).write_text(json.dumps(record))
+    assert base_accuracy(llm, "transformers:smollm2", heldout[:2], tmp_path) == {"agent_order": -1.0}
+    assert base_accuracy(llm, "transformers:smollm2", heldout[:1], tmp_path) == accuracies(llm, heldout[:1])
