@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--env", choices=("crafter", "metaworld"), default="crafter")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint for --env")
     parser.add_argument("--seeds", default=None, help="held-out seeds (default crafter 2000-2001: collection "
-                        "used 0-92; metaworld 1000-1009: collection used 0-49)")
+                        "used 0-92; metaworld 2000-2009: collection used 0-51, training's final eval 1000-1004)")
     parser.add_argument("--budget", type=int, default=None, help="env steps per skill attempt (default 100) or "
                         "per Meta-World episode (default 150)")
     parser.add_argument("--tasks", default=None, help="metaworld only: comma-separated tasks (default: all of "
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         from tools.envs.metaworld import TASKS
         from vla.evaluate_metaworld import compare_tasks
     checkpoint = args.checkpoint or str(METAWORLD_CHECKPOINT if arm else DEFAULT_CHECKPOINT)
-    seeds = parse_seeds(args.seeds or ("1000-1009" if arm else "2000-2001"))
+    seeds = parse_seeds(args.seeds or ("2000-2009" if arm else "2000-2001"))
     budget = args.budget or (150 if arm else 100)
     out = args.out or ("runs/bench/vla-metaworld.json" if arm else "runs/bench/vla.json")
     console = Console()

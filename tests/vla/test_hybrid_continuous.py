@@ -8,8 +8,10 @@ from tools.collect_metaworld import collect_metaworld
 from tools.envs.metaworld import MetaWorldEnv
 from vla.base import SpaceMismatchError
 from vla.data import load_frames
+from vla.evaluate_metaworld import policy_actor, run_episode
 from vla.hybrid import HybridConfig, HybridVLAPolicy
 from vla.hybrid.continuous import bin_centres, fuse_continuous, to_bins
+from vla.skills import METAWORLD_CHECKPOINT
 from vla.train import TrainConfig, train
 
 ARM = {"d_model": 32, "n_layers": 1, "n_heads": 2, "dropout": 0.0, "state_dim": 39, "action_space": "continuous",
@@ -119,3 +121,14 @@ def test_trainer_on_arm_data_ends_with_a_per_task_eval(arm_dataset, tmp_path):
     assert set(metrics["tasks"]) == {"learned", "expert"} and metrics["tasks"]["expert"]["reach"]["attempts"] == 1
     assert metrics["validation"]["action_mse_ensemble"] >= 0
     assert HybridVLAPolicy.from_pretrained(tmp_path).config.continuous
+
+
+def test_shipped_checkpoint_closes_the_drawer_on_a_held_out_seed():
+    policy = HybridVLAPolicy.from_pretrained(METAWORLD_CHECKPOINT)
+    env = MetaWorldEnv("drawer-close", max_steps=150)
+    try:
+        policy.config.check_spaces(env.observation_space, env.action_space)
+        success, steps = run_episode(env, policy_actor(policy, env.instruction), seed=2000)
+    finally:
+        env.close()
+    assert success and steps < 150
