@@ -18,7 +18,6 @@ What is generic lives here; what a target learns from (prompts, targets, metrics
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -32,6 +31,8 @@ from accelerate import Accelerator
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
+
+from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -79,10 +80,7 @@ class TrainConfig:
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10%: a function of the step, so resume needs no scheduler state."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        return self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return warmup_cosine(self.lr, self.warmup_steps, self.steps, step)
 
 
 @dataclass
@@ -194,22 +192,6 @@ def eval_loss(model: torch.nn.Module, batches: Sequence[Batch], device: torch.de
 
 
 # ------------------------------------------------------------------------------------- checkpoints
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    state = optimizer.state_dict()
-    tensors = {f"{index}.{name}": value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
-               for index, slots in state["state"].items() for name, value in slots.items()}
-    return tensors, state["param_groups"]
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                    groups: list[dict[str, Any]]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
 def save_checkpoint(directory: Path, model: PeftModel, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any],
                     keep: int) -> Path:
     """Write `directory/checkpoints/step-N` atomically; keep the newest `keep` checkpoints."""
@@ -219,7 +201,7 @@ def save_checkpoint(directory: Path, model: PeftModel, optimizer: torch.optim.Op
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    tensors, groups = _optimizer_tensors(optimizer)
+    tensors, groups = optimizer_tensors(optimizer)
     tensors["torch_rng_state"] = torch.get_rng_state()
     save_file(tensors, tmp / OPTIMIZER_FILE)
     (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "param_groups": groups}, indent=2))
@@ -251,7 +233,7 @@ def load_checkpoint(checkpoint: Path, model: PeftModel, optimizer: torch.optim.O
     set_peft_model_state_dict(model, load_file(checkpoint / "adapter_model.safetensors"))
     tensors = load_file(checkpoint / OPTIMIZER_FILE)
     torch.set_rng_state(tensors.pop("torch_rng_state"))
-    _load_optimizer(optimizer, tensors, state.pop("param_groups"))
+    load_optimizer(optimizer, tensors, state.pop("param_groups"))
     return state
 
 

@@ -159,6 +159,8 @@ class Policy(nn.Module, PyTorchModelHubMixin):
                 raise CheckpointError(f"{path / CONFIG_FILE}: corrupt or truncated JSON ({exc})") from exc
         try:
             policy = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except CheckpointError:  # already names the problem (e.g. a checkpoint for another base model)
+            raise
         except SafetensorError as exc:
             raise CheckpointError(f"{path / WEIGHTS_FILE}: corrupt or truncated safetensors ({exc})") from exc
         except (TypeError, ValueError) as exc:

@@ -12,7 +12,6 @@ success on Meta-World for continuous-action policies (``vla.evaluate_metaworld``
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -27,7 +26,8 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
 from tools.episodes import write_json_atomic
-from vla.base import SpaceMismatchError
+from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
+from vla.base import WEIGHTS_FILE, SpaceMismatchError
 from vla.data import Frames, load_frames, split_by_episode
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridConfig, HybridVLAPolicy
@@ -55,6 +55,7 @@ class TrainConfig:
     eval_seeds: held-out world seeds for the closed-loop skill/task evaluation (empty: skip it).
     eval_budget: env steps per skill attempt (Crafter) or per episode (Meta-World) in that evaluation.
     resume: continue from ``out/checkpoint`` when it exists.
+    max_rows: train and validate on the dataset's first N rows only (0 = all): short runs of slow backbones.
     """
 
     data: str = "data/crafter-skills"
@@ -71,24 +72,19 @@ class TrainConfig:
     eval_seeds: tuple[int, ...] = (1000, 1001, 1002)
     eval_budget: int = 150
     resume: bool = False
+    max_rows: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "eval_budget"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)=}")
+        if self.max_rows < 0:
+            raise ValueError(f"max_rows must be >= 0, got {self.max_rows=}")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError(f"need lr > 0 and warmup_steps >= 0, got {self.lr=} {self.warmup_steps=}")
 
 
 # --- helpers -----------------------------------------------------------------------------
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warmup then cosine decay to 10% of ``lr`` (a function of the step, so resume needs no state)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 def save_checkpoint(
     out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
@@ -96,11 +92,10 @@ def save_checkpoint(
     final, tmp, old = out / CHECKPOINT_DIR, out / f"{CHECKPOINT_DIR}.tmp", out / f"{CHECKPOINT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save_pretrained(tmp)
-    opt = optimizer.state_dict()
-    tensors = {f"{pid}.{key}": value for pid, entry in opt["state"].items() for key, value in entry.items()}
+    tensors, groups = optimizer_tensors(optimizer)
     tensors["rng"] = torch.get_rng_state()
-    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / OPTIMIZER_FILE)
-    write_json_atomic(tmp / STATE_FILE, {**state, "param_groups": opt["param_groups"]})
+    save_file(tensors, tmp / OPTIMIZER_FILE)
+    write_json_atomic(tmp / STATE_FILE, {**state, "param_groups": groups})
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
@@ -112,15 +107,11 @@ def load_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.O
     folder = out / CHECKPOINT_DIR
     if not folder.exists() and (out / f"{CHECKPOINT_DIR}.old").exists():  # killed between the two renames
         folder = out / f"{CHECKPOINT_DIR}.old"
-    policy.load_state_dict(HybridVLAPolicy.from_pretrained(folder).state_dict())
+    policy.load_weights(folder / WEIGHTS_FILE)  # in place: an LLM backbone's base is not rebuilt
     tensors = load_file(folder / OPTIMIZER_FILE)
     torch.set_rng_state(tensors.pop("rng"))
     state = json.loads((folder / STATE_FILE).read_text())
-    moments: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        pid, name = key.split(".", 1)
-        moments.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": moments, "param_groups": state.pop("param_groups")})
+    load_optimizer(optimizer, tensors, state.pop("param_groups"))
     return state
 
 
@@ -176,10 +167,13 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     set_seed(cfg.seed)
     out = Path(cfg.out)
     frames = load_frames(cfg.data, cfg.policy.chunk_size, cfg.policy.max_instruction_len)
+    if cfg.max_rows:
+        frames = frames.subset(torch.arange(len(frames)) < cfg.max_rows)
     check_data_matches_policy(frames, cfg.policy, cfg.data)
     train_data, val_data = split_by_episode(frames, cfg.val_every)
     policy = HybridVLAPolicy(cfg.policy)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}
     if cfg.resume and ((out / CHECKPOINT_DIR).exists() or (out / f"{CHECKPOINT_DIR}.old").exists()):
         state = load_checkpoint(out, policy, optimizer)
@@ -194,11 +188,11 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         for batch in loader:
             started = time.perf_counter()
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step)
+                group["lr"] = warmup_cosine(cfg.lr, cfg.warmup_steps, cfg.steps, step)
             with accelerator.autocast():
                 loss, info = policy(batch)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(policy.parameters(), 1.0)
+            accelerator.clip_grad_norm_(params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1

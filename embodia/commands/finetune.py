@@ -1,4 +1,5 @@
-"""``embodia finetune``: LoRA fine-tuning runs (``planner`` now; ``vla`` reuses ``agents.finetune``)."""
+"""``embodia finetune``: LoRA fine-tuning runs: ``planner`` (``agents.finetune``) and ``vla`` (the same LoRA
+machinery on HybridVLA's SmolLM2 backbone, trained by ``vla.train``'s loop)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from embodia.commands.train import (
+    BatchSizeOption,
+    CheckpointEveryOption,
+    EvalBudgetOption,
+    EvalSeedsOption,
+    StepsOption,
+    VlaDataOption,
+    VlaResumeOption,
+    VlaSeedOption,
+)
 
 console = Console()
 finetune_app = typer.Typer(no_args_is_help=True, help="LoRA fine-tuning runs with peft (CPU by default; "
@@ -84,6 +96,68 @@ def planner(
     if merge:
         console.print(f"merged model: {merge_adapter(out, out / 'merged', base)}")
     console.print(f"adapter: {out}  (use it: embodia run \"…\" --adapter {out})")
+
+
+@finetune_app.command()
+def vla(
+    data: VlaDataOption = Path("data/crafter-skills"),
+    out: Annotated[Path, typer.Option(help="output folder: policy (config + LoRA/new weights only), checkpoint/, "
+                                      "metrics.json")] = Path("runs/vla/hybrid-smollm2"),
+    steps: StepsOption = 100,
+    batch_size: BatchSizeOption = 8,
+    lr: Annotated[float, typer.Option(help="peak learning rate (LoRA and the new projections/heads)")] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option(help="linear warm-up steps (then cosine decay to 10%)")] = 10,
+    rank: Annotated[int, typer.Option(help="LoRA rank (attention projections, alpha = 2 x rank)")] = 8,
+    top_layers: Annotated[int, typer.Option(help="LoRA on the last N used layers only (0 = all)")] = 0,
+    llm_layers: Annotated[int, typer.Option(help="use SmolLM2's first N decoder layers (0 = all 30)")] = 0,
+    max_rows: Annotated[int, typer.Option(help="use the dataset's first N rows only (0 = all)")] = 0,
+    val_every: Annotated[int, typer.Option(help="every N-th episode is held out for validation")] = 20,
+    seed: VlaSeedOption = 0,
+    checkpoint_every: CheckpointEveryOption = 25,
+    resume: VlaResumeOption = False,
+    eval_seeds: EvalSeedsOption = "",
+    eval_budget: EvalBudgetOption = 100,
+    speed_actions: Annotated[int, typer.Option(help="policy.act calls timed at batch 1 after training "
+                                               "(0 = skip)")] = 10,
+) -> None:
+    """Train HybridVLA with the embedded SmolLM2 as its backbone (peft LoRA) on an episode dataset."""
+    import resource
+
+    from embodia.commands.train import parse_seeds, run_vla_training, vla_config
+    from vla.data import dataset_spaces
+    from vla.hybrid import HybridConfig
+    from vla.train import TrainConfig
+
+    def build() -> TrainConfig:
+        policy = HybridConfig(backbone="smollm2", llm_layers=llm_layers, lora_rank=rank, lora_top_layers=top_layers,
+                              seed=seed, **dataset_spaces(data))
+        return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
+                           warmup_steps=warmup_steps, seed=seed, val_every=val_every,
+                           checkpoint_every=checkpoint_every, eval_seeds=parse_seeds(eval_seeds),
+                           eval_budget=eval_budget, resume=resume, max_rows=max_rows)
+
+    metrics = run_vla_training(vla_config(build, "fine-tune"), "finetune")
+    if speed_actions:
+        metrics["actions_per_s_batch1"] = _actions_per_second(out, data, speed_actions)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from tools.episodes import write_json_atomic
+
+    write_json_atomic(out / "metrics.json", metrics)
+    console.print(f"validation: {metrics.get('validation')}")
+    console.print(f"{metrics['train_samples_per_s']} samples/s · {metrics.get('actions_per_s_batch1')} actions/s at "
+                  f"batch 1 · peak RSS {metrics['peak_rss_mb']} MB · policy and metrics.json in {out}")
+
+
+def _actions_per_second(out: Path, data: Path, n: int) -> float:
+    """``policy.act`` calls per second at batch 1 on the dataset's first rows, the saved policy reloaded."""
+    from evals.bench_vla import actions_per_second
+    from vla.data import load_frames
+    from vla.hybrid import HybridVLAPolicy
+
+    policy = HybridVLAPolicy.from_pretrained(out)
+    frames = load_frames(data, 1, policy.config.max_instruction_len)
+    obs = {"image": frames.image[:n].numpy(), "state": frames.state[:n].numpy()}
+    return round(actions_per_second(policy, obs, n, frames.texts[0]), 2)
 
 
 def _report(metrics: dict) -> None:

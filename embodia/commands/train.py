@@ -6,12 +6,27 @@ its package's config dataclass and calls the package's ``train(cfg)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from vla.train import TrainConfig
+
+# Options every VLA trainer (`embodia train vla`, `embodia finetune vla`) takes, in one wording.
+VlaDataOption = Annotated[Path, typer.Option("--data", help="episode dataset folder (embodia collect)")]
+StepsOption = Annotated[int, typer.Option(help="optimizer steps")]
+BatchSizeOption = Annotated[int, typer.Option(help="rows per step")]
+VlaSeedOption = Annotated[int, typer.Option("--seed", help="seed for weights, batches, noise")]
+VlaResumeOption = Annotated[bool, typer.Option("--resume", help="continue from OUT/checkpoint")]
+CheckpointEveryOption = Annotated[int, typer.Option(help="steps between checkpoints")]
+EvalSeedsOption = Annotated[str, typer.Option(help="held-out world seeds for the final closed-loop skill eval, "
+                                              "'' to skip")]
+EvalBudgetOption = Annotated[int, typer.Option(help="env steps per skill attempt in the eval")]
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train policies and models.")
 console = Console()
@@ -31,19 +46,48 @@ def progress_bar() -> Progress:
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
+def vla_config(build: Callable[[], TrainConfig], verb: str) -> TrainConfig:
+    """``build()``; a missing dataset exits 2, a bad flag value is a usage error."""
+    try:
+        return build()
+    except FileNotFoundError as exc:
+        console.print(f"[red]cannot {verb}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
+    """``vla.train.train(cfg)`` under a rich progress bar; data that does not fit the policy exits 2."""
+    from tools.episode_dataset import MissingColumnsError
+    from vla.base import SpaceMismatchError
+    from vla.train import train
+
+    with progress_bar() as progress:
+        task = progress.add_task(f"{verb} vla", total=cfg.steps, info="loading")
+
+        def on_step(step: int, info: dict[str, float]) -> None:
+            progress.update(task, completed=step, info=f"loss {info['loss']:.3f} ar acc {info['ar_accuracy']:.2f}")
+
+        try:
+            return train(cfg, on_step=on_step)
+        except (FileNotFoundError, MissingColumnsError, SpaceMismatchError) as exc:
+            console.print(f"[red]cannot {verb}:[/] {exc}")
+            raise typer.Exit(2) from exc
+
+
 @train_app.command("vla")
 def vla(
-    data: Annotated[Path, typer.Option(help="episode dataset folder (embodia collect)")] = Path("data/crafter-skills"),
+    data: VlaDataOption = Path("data/crafter-skills"),
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/vla/hybrid-crafter"),
-    steps: Annotated[int, typer.Option(help="optimizer steps")] = 3000,
-    batch_size: Annotated[int, typer.Option(help="rows per step")] = 64,
+    steps: StepsOption = 3000,
+    batch_size: BatchSizeOption = 64,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="seed for weights, batches, noise")] = 0,
-    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint")] = False,
-    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
-    eval_seeds: Annotated[str, typer.Option(help="held-out world seeds for the final skill eval, '' to skip")] = (
-        "1000-1002"),
-    eval_budget: Annotated[int, typer.Option(help="env steps per skill attempt in the eval")] = 150,
+    seed: VlaSeedOption = 0,
+    resume: VlaResumeOption = False,
+    checkpoint_every: CheckpointEveryOption = 500,
+    eval_seeds: EvalSeedsOption = "1000-1002",
+    eval_budget: EvalBudgetOption = 150,
     d_model: Annotated[int, typer.Option(help="transformer width")] = 64,
     n_layers: Annotated[int, typer.Option(help="transformer blocks")] = 3,
     chunk_size: Annotated[int, typer.Option(help="actions per inference call")] = 1,
@@ -57,36 +101,20 @@ def vla(
 
     The state size and the action space (discrete indices or continuous vectors) are read from the data.
     """
-    from tools.episode_dataset import MissingColumnsError
-    from vla.base import SpaceMismatchError
     from vla.data import dataset_spaces
     from vla.hybrid import HybridConfig
-    from vla.train import TrainConfig, train
+    from vla.train import TrainConfig
 
-    try:
+    def build() -> TrainConfig:
         policy = HybridConfig(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size,
                               num_inference_steps=num_inference_steps, ar_loss_weight=ar_loss_weight,
                               diffusion_loss_weight=diffusion_loss_weight, seed=seed,
                               max_instruction_len=max_instruction_len, num_bins=num_bins, **dataset_spaces(data))
-        cfg = TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
-                          seed=seed, resume=resume, checkpoint_every=checkpoint_every,
-                          eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget)
-    except FileNotFoundError as exc:
-        console.print(f"[red]cannot train:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    with progress_bar() as progress:
-        task = progress.add_task("train vla", total=steps, info="loading data")
+        return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
+                           seed=seed, resume=resume, checkpoint_every=checkpoint_every,
+                           eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget)
 
-        def on_step(step: int, info: dict[str, float]) -> None:
-            progress.update(task, completed=step, info=f"loss {info['loss']:.3f} ar acc {info['ar_accuracy']:.2f}")
-
-        try:
-            metrics = train(cfg, on_step=on_step)
-        except (FileNotFoundError, MissingColumnsError, SpaceMismatchError) as exc:
-            console.print(f"[red]cannot train:[/] {exc}")
-            raise typer.Exit(2) from exc
+    metrics = run_vla_training(vla_config(build, "train"), "train")
     console.print(f"validation: {metrics.get('validation')}")
     success = metrics.get("mean_task_success") or metrics.get("mean_skill_success")
     console.print(f"mean {'task' if 'mean_task_success' in metrics else 'skill'} success: {success} · "

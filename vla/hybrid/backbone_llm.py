@@ -29,8 +29,9 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agents.finetune import LoraSettings, add_lora
-from agents.llm.adapters import check_fingerprint, fingerprint
+from agents.llm.adapters import AdapterMismatchError, check_fingerprint, fingerprint
 from agents.llm.smollm2 import GGUF_NAME, embedded_model_dir
+from vla.base import CheckpointError
 from vla.hybrid.configuration_hybrid import HybridConfig
 from vla.hybrid.processor_hybrid import PAD_TOKEN
 
@@ -45,9 +46,12 @@ class LLMBackbone(nn.Module):
         super().__init__()
         model_dir = embedded_model_dir()
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        if config.llm_fingerprint is not None:
-            check_fingerprint(config.llm_fingerprint, model, what="this HybridVLA checkpoint",
-                              trained_on=config.llm_fingerprint.get("model_type"), base=BASE_NAME)
+        if config.llm_fingerprint is not None:  # a saved config: its LoRA weights must fit this base
+            try:
+                check_fingerprint(config.llm_fingerprint, model, what="this HybridVLA checkpoint",
+                                  trained_on=config.llm_fingerprint.get("model_type"), base=BASE_NAME)
+            except AdapterMismatchError as exc:
+                raise CheckpointError(str(exc)) from exc
         config.llm_fingerprint = fingerprint(model)  # the base the saved LoRA weights belong to
         total = model.config.num_hidden_layers
         if config.llm_layers > total:
