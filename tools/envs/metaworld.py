@@ -30,9 +30,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium
-import metaworld.policies
 import numpy as np
-from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+try:
+    import metaworld.policies
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+except ModuleNotFoundError as exc:
+    raise ModuleNotFoundError(f"{exc}; the Meta-World arm needs pip install 'embodia[metaworld]'") from exc
+except (AttributeError, ImportError, OSError) as exc:  # how mujoco reports a missing GL library at import
+    raise ImportError(f"mujoco cannot set up offscreen rendering with MUJOCO_GL={os.environ['MUJOCO_GL']!r} "
+                      f"({exc!r}): 'egl' needs libEGL (Debian libegl1), 'osmesa' needs libOSMesa (libosmesa6)") from exc
 
 CAMERA = "corner"
 ACTION_DIM = 4
