@@ -20,8 +20,8 @@ def collect(
     env: Annotated[str, typer.Option(help=f"which world: {', '.join(ENVS)}")] = "crafter",
     episodes: Annotated[int, typer.Option(help="collect at least this many episodes (crafter: whole worlds; "
                                           "metaworld: split evenly over --tasks)")] = 3000,
-    out: Annotated[Path, typer.Option(help="dataset folder (parquet shards under data/, README.md card)")] = Path(
-        "data/crafter-skills"),
+    out: Annotated[Path | None, typer.Option(help="dataset folder (parquet shards under data/, README.md card); "
+                                             "default data/crafter-skills or data/metaworld")] = None,
     seed: Annotated[int, typer.Option(help="first world seed; worlds use seed, seed+1, ...")] = 0,
     tasks: Annotated[str, typer.Option(help="metaworld only: comma-separated tasks")] = DEFAULT_TASKS,
 ) -> None:
@@ -30,6 +30,7 @@ def collect(
         raise typer.BadParameter(f"unknown env {env!r}; choose from {', '.join(ENVS)}", param_hint="--env")
     if episodes < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--episodes")
+    out = out or Path("data/crafter-skills" if env == "crafter" else "data/metaworld")
     command = shlex.join(["embodia", *sys.argv[1:]])
     columns = (TextColumn("[bold]collect {task.fields[world]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("episodes"), TimeElapsedColumn())

@@ -4,7 +4,9 @@ import datasets
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from typer.testing import CliRunner
 
+from embodia.cli import app
 from tools.collect_metaworld import collect_metaworld
 from tools.envs.metaworld import TASKS, MetaWorldEnv, ScriptedExpert
 from tools.episode_dataset import ACTION, DONE, EPISODE_INDEX, INSTRUCTION, OBS_IMAGE, decode_png
@@ -98,3 +100,14 @@ def test_continuous_dataset_round_trip(tmp_path):
     assert np.array_equal(frames.action[first_end].numpy(), np.repeat(actions[first_end][None], 4, 0))
     again = collect_metaworld(tmp_path, episodes=2, tasks=["reach"], seed=0)
     assert (again.episodes, again.frames) == (report.episodes, report.frames)
+
+
+def test_collect_cli_writes_the_dataset_and_refuses_unknown_tasks(tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["collect", "--env", "metaworld", "--tasks", "reach,fly", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "unknown Meta-World task 'fly'" in bad.output
+    ok = runner.invoke(app, ["collect", "--env", "metaworld", "--tasks", "reach", "--episodes", "1",
+                             "--out", str(tmp_path / "arm")])
+    assert ok.exit_code == 0, ok.output
+    assert len(list((tmp_path / "arm" / "data").glob("reach-seed-*.parquet"))) == 1
+    assert "1 episodes" in ok.output and (tmp_path / "arm" / "README.md").exists()
