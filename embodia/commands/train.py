@@ -27,6 +27,9 @@ CheckpointEveryOption = Annotated[int, typer.Option(help="steps between checkpoi
 EvalSeedsOption = Annotated[str, typer.Option(help="held-out world seeds for the final closed-loop skill eval, "
                                               "'' to skip")]
 EvalBudgetOption = Annotated[int, typer.Option(help="env steps per skill attempt in the eval")]
+WarmupOption = Annotated[int, typer.Option(help="linear warm-up steps (then cosine decay to 10%)")]
+MaxRowsOption = Annotated[int, typer.Option(help="train and validate on the dataset's first N rows only (0 = all)")]
+ValEveryOption = Annotated[int, typer.Option(help="every N-th episode is held out for validation")]
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train policies and models.")
 console = Console()
@@ -83,6 +86,9 @@ def vla(
     steps: StepsOption = 3000,
     batch_size: BatchSizeOption = 64,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
+    warmup_steps: WarmupOption = 100,
+    max_rows: MaxRowsOption = 0,
+    val_every: ValEveryOption = 20,
     seed: VlaSeedOption = 0,
     resume: VlaResumeOption = False,
     checkpoint_every: CheckpointEveryOption = 500,
@@ -111,8 +117,9 @@ def vla(
                               diffusion_loss_weight=diffusion_loss_weight, seed=seed,
                               max_instruction_len=max_instruction_len, num_bins=num_bins, **dataset_spaces(data))
         return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
-                           seed=seed, resume=resume, checkpoint_every=checkpoint_every,
-                           eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget)
+                           warmup_steps=warmup_steps, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
+                           eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
+                           val_every=val_every)
 
     metrics = run_vla_training(vla_config(build, "train"), "train")
     console.print(f"validation: {metrics.get('validation')}")

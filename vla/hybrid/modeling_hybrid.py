@@ -26,6 +26,10 @@ segment holds one token per action *dimension* (H x A tokens, each one of ``num_
 RT-2), the noisy action tokens are the action vectors themselves scaled to [-1, 1], and the denoised
 vector is the diffusion head's action.
 
+The transformer is a tiny from-scratch one (``Block``, the default) or, with ``backbone="smollm2"``, the
+embedded SmolLM2's decoder layers with LoRA under the same segment mask (``vla/hybrid/backbone_llm.py``;
+no key/value cache there: each pass re-encodes the prefix).
+
 Collaborative ensemble (the paper's rule): when the mean AR confidence (probability of its
 chosen tokens) is at least ``ensemble_threshold``, the AR and diffusion predictions are averaged;
 otherwise the diffusion prediction is used alone (continuous: the AR bin centres and the diffusion action
