@@ -49,9 +49,9 @@ def compare_tasks(
     results: dict[str, dict[str, dict[str, float]]] = {label: {} for label in [*policies, "expert"]}
     for task in tasks:
         env = MetaWorldEnv(task, max_steps=max_steps)
-        for policy in policies.values():
-            policy.config.check_spaces(env.observation_space, env.action_space)
         try:
+            for policy in policies.values():
+                policy.config.check_spaces(env.observation_space, env.action_space)
             for label in results:
                 outcomes = []
                 for seed in seeds:
