@@ -99,6 +99,23 @@ def test_segment_mask_is_honoured_inside_the_llm(trained, rows):
     assert not torch.allclose(other_prefix[:, ar], base[:, ar], atol=1e-3)  # AR does read the prefix
 
 
+def test_the_prefix_cache_gives_the_full_pass_outputs(trained):
+    policy, _, _ = trained
+    policy.eval()
+    sp = policy.config.prefix_len
+    torch.manual_seed(2)
+    x = torch.randn(3, sp + 1 + policy.config.chunk_size + policy.config.ar_len, policy.d_model)
+    positions = torch.arange(x.shape[1])
+    with torch.no_grad():
+        full, _ = policy._run(x, positions, None)
+        _, cache = policy._run(x[:, : sp + 2], positions[: sp + 2], None)  # prefix + 2 diffusion tokens
+        ar, cache = policy._run(x[:, sp + 2 :], positions[sp + 2 :], cache)  # later passes reuse the prefix
+        again, cache = policy._run(x[:, sp : sp + 2], positions[sp : sp + 2], cache)
+    assert cache.get_seq_length() == sp
+    torch.testing.assert_close(ar, full[:, sp + 2 :], rtol=0, atol=1e-4)
+    torch.testing.assert_close(again, full[:, sp : sp + 2], rtol=0, atol=1e-4)
+
+
 def test_a_checkpoint_for_another_base_model_is_refused_naming_both(trained, tmp_path):
     policy, _, _ = trained
     policy.save_pretrained(tmp_path)

