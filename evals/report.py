@@ -51,7 +51,14 @@ class Run:
 
     @property
     def label(self) -> str:
-        return agent_label(self.identity["agent"], self.identity["llm"])
+        label = agent_label(self.identity["agent"], self.identity["llm"])
+        adapter = self.identity.get("adapter")
+        return f"{label[:-1]} + {Path(adapter).name})" if adapter and label.endswith(")") else label
+
+    def restricted(self, episodes: set[str]) -> Run:
+        """This run with only the given episodes, metrics recomputed."""
+        records = [r for r in self.records if r["episode"] in episodes]
+        return Run(self.folder, self.info, records, summarise(records, self.identity["goals"]))
 
     @property
     def expected(self) -> int:
@@ -170,6 +177,10 @@ def _save(fig: Figure, path: Path) -> None:
 def write_comparison(folders: list[str | Path], out: str | Path) -> Path:
     """One table and one plot putting runs side by side; returns the path of ``compare.md``."""
     runs = [Run.read(f) for f in folders]
+    common = set.intersection(*({r["episode"] for r in run.records} for run in runs))
+    trimmed = any(len(run.records) > len(common) for run in runs)
+    if trimmed:  # like with like: an interrupted run is compared on the episodes every run finished
+        runs = [run.restricted(common) for run in runs]
     out = Path(out)
     header = ["agent", "suite", "split", "episodes", "success", "95% CI", "Crafter score", "score basis",
               "mean env steps", "mean LLM calls", "mean tokens", "mean wall s"]
@@ -181,15 +192,16 @@ def write_comparison(folders: list[str | Path], out: str | Path) -> Path:
     labels = [f"{run.label} [{run.identity['suite']}]" for run in runs]
     _plot_bars(dict(zip(labels, (r.metrics.achievement_rates for r in runs), strict=True)), out / "compare.png",
                "per-achievement success by run")
-    lines = ["# Comparison", "", *_table(header, rows), "",
+    note = [f"Compared on the {len(common)} episodes (goal × seed) that every run finished.", ""] if trimmed else []
+    lines = ["# Comparison", "", *note, *_table(header, rows), "",
              "† privileged: reads the whole map and knows the dependency tree (an upper bound, not a competitor).",
              "", "## Per-achievement success (%)", "",
              *_table(["achievement", *labels],
                      [[a, *(f"{r.metrics.achievement_rates[a]:.1f}" if a in r.metrics.achievement_rates else "—"
                             for r in runs)] for a in ACHIEVEMENTS]),
              "", "![per-achievement success by run](compare.png)"]
-    write_json_atomic(out / "compare.json", {"runs": [{"folder": str(r.folder), "label": r.label, **r.identity,
-                                                       **r.metrics.to_dict()} for r in runs]})
+    summaries = [{"folder": str(r.folder), "label": r.label, **r.identity, **r.metrics.to_dict()} for r in runs]
+    write_json_atomic(out / "compare.json", {"common_episodes_only": trimmed, "runs": summaries})
     path = out / "compare.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
