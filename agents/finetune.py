@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,7 +175,9 @@ def batch_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
 def add_lora(model: PreTrainedModel, settings: LoraSettings, seed: int = 0) -> PeftModel:
     """Wrap `model` (in place) with fresh LoRA weights; `seed` fixes their random initialisation."""
     torch.manual_seed(seed)
-    return get_peft_model(model, settings.peft_config(model.config.num_hidden_layers))
+    with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 method deprecated for v6: noise for users
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, settings.peft_config(model.config.num_hidden_layers))
 
 
 @torch.no_grad()
