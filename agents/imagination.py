@@ -27,6 +27,7 @@ from tools.base import Tool, ToolResult
 from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES, VITALS
 from tools.skills.crafter import SKILLS
 from world_models.calibration import Calibration
+from world_models.config import RSSMConfig
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
 
@@ -95,8 +96,8 @@ class ImaginedOutcome:
 
     Args:
         plan: the skills, in order.
-        success_prob: probability that the plan really succeeds: the raw estimate mapped through the
-            checkpoint's calibration (``world_models/calibration.py``), or the raw estimate without one.
+        success_prob: the success estimate: from :meth:`Imagination.check` with a calibrated checkpoint, the
+            real success rate of steps given such a raw estimate (``world_models/calibration.py``); else the raw one.
         predicted_inventory_delta: mean predicted change of each inventory item (|change| >= 0.5 only).
         danger: mean predicted fall in health below its current value.
         frames: one rollout's predicted frames (T, H, W, 3) uint8.
@@ -174,17 +175,21 @@ class Imagination:
         horizon: imagined steps allowed per skill (default: the model's training sequence length).
         seed: seeds the rollouts, so the same situation gets the same answer.
         temperature: of the cloned action prior; below 1 the imagined skill acts more like the expert.
-        calibration: maps raw estimates to real success rates; default: the ``calibration.json`` stored
-            beside a checkpoint given by path (none for a model object). ``False`` keeps raw estimates.
+        calibrate: map raw estimates in :meth:`check` through the ``calibration.json`` stored beside a
+            checkpoint given by path, when it has one (a model object brings none).
     """
 
     def __init__(self, model: RSSMWorldModel | str | Path = DEFAULT_CHECKPOINT, samples: int = 64,
                  horizon: int | None = None, seed: int = 0, temperature: float = 0.5,
-                 calibration: Calibration | bool | None = None) -> None:
-        self.model = model if isinstance(model, RSSMWorldModel) else load_world_model(model)
-        if calibration is None:
-            calibration = None if isinstance(model, RSSMWorldModel) else Calibration.load(model)
-        self.calibration = calibration or None
+                 calibrate: bool = True) -> None:
+        # Crafter's observation and action shapes (the config defaults): a checkpoint of another world is refused
+        crafter = RSSMConfig()
+        self.model = model if isinstance(model, RSSMWorldModel) else load_world_model(model, expect=crafter)
+        if self.model.config.mismatch(crafter):
+            raise ValueError(f"this world model was trained for a different world than Crafter: "
+                             f"{'; '.join(self.model.config.mismatch(crafter))} (model vs Crafter)")
+        self.calibration: Calibration | None = (
+            Calibration.load(model) if calibrate and not isinstance(model, RSSMWorldModel) else None)
         if not self.model.config.skills:
             raise ValueError("this world model has no skill-conditioned action prior; train it on skill-labelled data")
         self.samples, self.temperature = samples, temperature
@@ -192,8 +197,16 @@ class Imagination:
         self.imagined = WorldModelEnv(self.model, seed=seed, render=False)
 
     def check(self, env: gym.Env, skill: str, subgoal_achievement: str | None = None) -> ImaginedOutcome:
-        """Imagine running ``skill`` now; success means ``subgoal_achievement`` (default: the skill's own) unlocks."""
-        return self.imagine(env, [skill], [subgoal_achievement])
+        """Imagine running ``skill`` now; success means ``subgoal_achievement`` (default: the skill's own) unlocks.
+
+        The estimate is calibrated here only: the calibration was fitted on steps the agent was about to
+        take (feasible by its skill model), which is what ``check`` is asked about; a free-form plan from
+        :meth:`imagine` may be infeasible, where only the raw estimate means anything.
+        """
+        outcome = self.imagine(env, [skill], [subgoal_achievement])
+        if self.calibration is not None:
+            outcome.success_prob = self.calibration(skill, outcome.raw_success_prob)
+        return outcome
 
     @torch.no_grad()
     def imagine(self, env: gym.Env, plan: list[str], subgoals: list[str | None] | None = None) -> ImaginedOutcome:
@@ -239,17 +252,11 @@ class Imagination:
                     done_at = torch.where(succeeded, torch.full_like(done_at, float(t + 1)), done_at)
                 alive &= ~timed_out
         per_skill = [float((stage > i).float().mean()) for i in range(len(plan))]
-        success, reached = per_skill[-1], 1.0
-        if self.calibration is not None:  # chain each skill's calibrated chance given the previous one succeeded
-            success = 1.0
-            for skill, p in zip(plan, per_skill, strict=True):
-                success *= self.calibration(skill, p / reached if reached > 0 else 0.0)
-                reached = p
         delta = (final_state - torch.as_tensor(start)).mean(0)
         frames = self.model.decoder(torch.stack(latents)) if latents else torch.zeros(0, 64, 64, 3)
         return ImaginedOutcome(
             plan=list(plan),
-            success_prob=success,
+            success_prob=per_skill[-1],
             predicted_inventory_delta=_changes(ITEM_NAMES, delta[:_N_ITEMS]),
             predicted_achievement_delta=_changes(ACHIEVEMENTS, delta[_N_ITEMS:_N_ITEMS + len(ACHIEVEMENTS)]),
             health_change=float(delta[_HEALTH]),

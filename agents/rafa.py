@@ -79,8 +79,9 @@ class RafaConfig:
         skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy.
         imagination: before acting, imagine the chosen skill in the learned world model and revise
             the choice when imagination gives it no chance (RIG-style self-correction).
-        imagine_veto: imagined success probability at or below which a choice is revised; kept low
-            because the shipped tiny world model underrates some easy skills.
+        imagine_veto: imagined success probability at or below which a choice is revised. With a
+            calibrated checkpoint (``calibration.json``) this is the real success rate of such steps,
+            so the default vetoes only a confidently foreseen failure; below 0 imagination only observes.
     """
 
     horizon: int = 3

@@ -304,3 +304,22 @@ class SequenceSampler:
                    for i in picks]
         return {k: torch.from_numpy(np.stack([w[k] for w in windows])) for k in windows[0]}
 
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m world_models.data --out DIR --episodes N [--driver agent]``: collect episodes into DIR."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    defaults = CollectConfig(out=Path("."))
+    parser.add_argument("--out", type=Path, required=True)
+    for name in ("episodes", "steps", "seed", "epsilon", "random_burst", "skill_budget", "episodes_per_shard"):
+        value = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver)
+    paths = collect(CollectConfig(**vars(parser.parse_args(argv))))
+    print(f"{len(paths)} shards in {paths[0].parent}")
+
+
+if __name__ == "__main__":
+    main()

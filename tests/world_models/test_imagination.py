@@ -12,7 +12,8 @@ from tools.skills.crafter import run_skill
 
 @pytest.fixture(scope="module")
 def imagination() -> Imagination:
-    return Imagination(DEFAULT_CHECKPOINT, samples=64, seed=0)
+    """The raw estimates: the calibration is fitted on feasible steps only, and these tests ask about doomed ones."""
+    return Imagination(DEFAULT_CHECKPOINT, samples=64, seed=0, calibrate=False)
 
 
 def fresh_world(seed: int = 1, noops: int = 3) -> ObservationHistory:
@@ -67,3 +68,17 @@ def test_imagine_tool_contract(imagination) -> None:
     bad = tool(plan="fly to the moon")
     assert not bad.ok and "unknown skill" in bad.text
     assert tool.spec()["parameters"]["required"] == ["plan"]
+
+
+def test_a_checkpoint_of_another_world_is_refused_naming_both(tmp_path) -> None:
+    from world_models.config import preset
+    from world_models.data import SKILL_NAMES
+    from world_models.rssm import RSSMWorldModel
+
+    other = RSSMWorldModel(preset("tiny", image_size=32, state_dim=10, skills=SKILL_NAMES, deter=32, stoch=4,
+                                  classes=4, hidden=16, blocks=2, depth=4))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"image_size=32 vs 64.*state_dim=10 vs 42"):
+        Imagination(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"image_size=32 vs 64"):
+        Imagination(other)

@@ -146,3 +146,13 @@ def test_train_resumes_and_stops_on_nan_keeping_the_last_good_checkpoint(tmp_pat
         assert '"step": 2' in (tmp_path / "run" / "checkpoint" / "trainer.json").read_text()
     finally:
         del config_module.PRESETS["micro"]
+
+
+def test_agent_driven_collection_labels_each_step_with_the_agents_skill(tmp_path) -> None:
+    episode = collect_episode(11_000, CollectConfig(out=tmp_path, steps=80, driver="agent"))
+    assert len(episode["action"]) == 81 and episode["image"].shape == (81, 64, 64, 3)
+    used = {SKILL_NAMES[i] for i in episode["skill"] if i >= 0}
+    assert "collect wood" in used  # the open-ended order starts with the tech tree
+    assert (episode["action"][:-1] >= 0).all()
+    with pytest.raises(ValueError, match="driver"):
+        CollectConfig(out=tmp_path, driver="oracle")
