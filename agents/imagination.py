@@ -6,7 +6,9 @@ answered here by branching ``samples`` imagined rollouts from the real observati
 driving each with the world model's skill-conditioned action prior (behaviour cloned from the
 scripted experts), so no simulator copy is consulted. A skill counts as succeeded in a rollout
 once the predicted count of its achievement rises by at least one half (or, for skills without
-an achievement, once what it ``gives`` shows up in the predicted inventory).
+an achievement, once what it ``gives`` shows up in the predicted inventory). That raw share is
+a poor estimate of real success (world_models/README.md), so :meth:`Imagination.check` maps it
+through the checkpoint's calibration, fitted on the agent's own imagined-vs-real step records.
 
 World model: DreamerV3 RSSM (arXiv:2301.04104); RAFA (arXiv:2309.17382).
 """
