@@ -13,7 +13,7 @@ Both segments attend to the prefix but not to each other: in training the noisy 
 answer (AR would learn to copy it). At inference that independence lets them share passes: pass k
 runs DDIM step k and AR token k side by side, and the first pass also encodes the prefix and caches
 its keys/values, so a chunk of H actions costs max(DDIM steps, H) passes of a few tokens each —
-2 passes per action for the shipped checkpoint (2 DDIM steps, H = 1), against 6 when the prefix, the
+4 passes per action for the shipped checkpoint (4 DDIM steps, H = 1), against 6 when the prefix, the
 AR decode and each DDIM step ran separately.
 
 Discrete actions (Crafter's 17): the AR tokens are the action indices themselves; the diffusion
