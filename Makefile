@@ -41,12 +41,12 @@ vla-checkpoint: install
 	mkdir -p vla/checkpoints/hybrid-crafter
 	cp runs/vla/hybrid-crafter/config.json runs/vla/hybrid-crafter/model.safetensors vla/checkpoints/hybrid-crafter/
 
-# Reproduce the shipped HybridVLA Meta-World checkpoint (vla/checkpoints/hybrid-metaworld; ~25 min on 2 CPU cores),
+# Reproduce the shipped HybridVLA Meta-World checkpoint (vla/checkpoints/hybrid-metaworld; ~1 h on 2 CPU cores),
 # then its per-task success table (runs/bench/vla-metaworld.json).
 vla-metaworld-checkpoint: install
 	$(VENV)/bin/embodia collect --env metaworld --episodes 250 --out data/metaworld --seed 0
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --data data/metaworld --out runs/vla/hybrid-metaworld \
-		--steps 2000 --batch-size 64 --seed 0 --chunk-size 4 --max-instruction-len 32 \
+		--steps 4000 --batch-size 64 --seed 0 --chunk-size 4 --max-instruction-len 32 \
 		--eval-seeds 1000-1004 --eval-budget 150
 	mkdir -p vla/checkpoints/hybrid-metaworld
 	cp runs/vla/hybrid-metaworld/config.json runs/vla/hybrid-metaworld/model.safetensors vla/checkpoints/hybrid-metaworld/
