@@ -9,3 +9,14 @@ def embedded_model_dir():
     from agents.llm.smollm2 import embedded_model_dir as locate
 
     return locate()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small batched torch work: one thread avoids OpenMP oversubscription on a busy 2-core machine (30x here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,23 +5,12 @@ real world with the real checkpoint — a veto is recorded and acted on, and the
 not that every veto is right; the with/without comparison lives in the benchmarks.
 """
 
-import pytest
-import torch
 
 from agents.imagination import ObservationHistory
 from agents.rafa import RafaAgent, RafaConfig
 from agents.steps import FinalStep, PlanningStep
 from tools.envs.crafter import CrafterEnv
 from tools.envs.crafter_goals import GOALS
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Small batched rollouts: one thread avoids OpenMP oversubscription on a busy 2-core machine (30x here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_imagination_revises_a_vetoed_step_and_records_why(one_torch_thread):

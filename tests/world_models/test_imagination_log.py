@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from agents.episode import run_episode
 from agents.rafa import RafaConfig
 from tools.episodes import LOG_FILE, SUMMARY_FILE, read_log
 from world_models.calibration import ALL, EDGES, Calibration, logged_steps
-
-
-@pytest.fixture
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_every_step_logs_imagined_next_to_real_and_the_summary_agrees(tmp_path, one_torch_thread) -> None:
