@@ -82,6 +82,10 @@ class RafaConfig:
         imagine_veto: imagined success probability at or below which a choice is revised. With a
             calibrated checkpoint (``calibration.json``) this is the real success rate of such steps,
             so the default vetoes only a confidently foreseen failure; below 0 imagination only observes.
+        imagine_weight: RAFA's learned model term: futures whose value is within this weight of the best
+            are imagined (their first ``imagine_depth`` skills) and gain this weight times the share of
+            rollouts in which they succeed. Like the LLM's, the term only settles near-ties; 0 turns it off.
+        imagine_depth: how many skills of each near-tied future are imagined.
     """
 
     horizon: int = 3
@@ -106,6 +110,8 @@ class RafaConfig:
     skills: str = "expert"
     imagination: bool = False
     imagine_veto: float = 0.05
+    imagine_weight: float = 0.0
+    imagine_depth: int = 2
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -113,6 +119,8 @@ class RafaConfig:
                 raise ValueError(f"RafaConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.llm_weight < 0 or self.max_llm_calls < 0 or self.max_seconds <= 0:
             raise ValueError(f"RafaConfig: weights and budgets must be positive ({self})")
+        if self.imagine_weight < 0 or self.imagine_depth < 1:
+            raise ValueError(f"RafaConfig: imagine_weight must be >= 0 and imagine_depth >= 1 ({self})")
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
 
@@ -243,6 +251,7 @@ class RafaAgent:
                 for candidate, logprob in zip(shortlist, logprobs, strict=True):
                     candidate.llm_logprob = logprob
                     candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
+        self._imagine_futures(shortlist)
         chosen, revisions, imagined, vetoed = self._imagine_before_acting(sorted(shortlist, key=lambda c: -c.value))
         to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
@@ -251,6 +260,24 @@ class RafaAgent:
         return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
                             (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"),
                             imagined, vetoed)
+
+    def _imagine_futures(self, shortlist: list[Candidate]) -> None:
+        """RAFA's learned model: imagine the near-tied futures and add ``imagine_weight`` × their success share.
+
+        Only futures that the term could lift to the top are imagined (exact, like the LLM-call skip), so
+        a clear critic decision costs no imagination.
+        """
+        weight = self.config.imagine_weight
+        if self.imagination is None or weight <= 0 or len(shortlist) < 2:
+            return
+        best = max(c.value for c in shortlist)
+        contenders = [c for c in shortlist if best - c.value <= weight]
+        if len(contenders) < 2:
+            return
+        for candidate in contenders:
+            outcome = self.imagination.imagine(self.env, candidate.future[: self.config.imagine_depth])
+            candidate.imagined_success = outcome.raw_success_prob
+            candidate.value += weight * outcome.raw_success_prob
 
     def _imagine_before_acting(self, ranked: list[Candidate]) -> tuple[Candidate, list[str], dict | None, list[dict]]:
         """RIG: imagine the best candidate's first step; revise to the next when imagination vetoes it.

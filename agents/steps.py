@@ -19,6 +19,7 @@ class Candidate:
     critic: float
     llm_logprob: float | None
     value: float
+    imagined_success: float | None = None  # share of imagined rollouts in which the future's start succeeds
 
     @property
     def first(self) -> str:

@@ -10,6 +10,8 @@ open-loop     plans once with the skill model, never replans               no   
 rafa          the full RAFA loop: model + critic + LLM prior, replanning   yes        no
 rafa-imagine  rafa + RIG: imagines each chosen skill in the world model    yes        no
               and revises a step it confidently foresees failing (RIG)
+rafa-dream    rafa-imagine + near-tied futures scored in imagination       yes        no
+              (the world model as RAFA's transition model)
 ============  ===========================================================  =========  ==========
 """
 
@@ -64,6 +66,8 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("rafa", "RAFA: skill model + critic + LLM prior, replanning on surprises", RafaAgent, uses_llm=True),
     AgentSpec("rafa-imagine", "RAFA + RIG: imagines each chosen skill in the world model first, revises vetoed ones",
               RafaAgent, uses_llm=True, switches={"imagination": True}),
+    AgentSpec("rafa-dream", "RAFA + RIG + near-tied futures scored by their imagined success in the world model",
+              RafaAgent, uses_llm=True, switches={"imagination": True, "imagine_weight": 0.5}),
 )}
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from agents.episode import run_episode, versions
 from agents.llm.base import LLM
+from agents.rafa import RafaConfig
 from evals.agents import get_agent
 from evals.open_ended import OPEN_GOAL
 from evals.store import RESULTS_FILE, ResultsWriter, load_results
@@ -158,6 +159,8 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
             raise SuiteError(f"{config.out} already holds an evaluation; pass --resume to finish it, "
                              "or choose another --out")
         previous = json.loads(run_file.read_text())["identity"] if run_file.exists() else identity
+        if isinstance(previous.get("agent_config"), dict):
+            previous["agent_config"] = with_new_defaults(previous["agent_config"], identity["agent_config"])
         changed = sorted(k for k in identity if previous.get(k) != identity[k])
         if changed:
             raise SuiteError(f"cannot resume {config.out}: it was run with different {', '.join(changed)}")
@@ -166,6 +169,16 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
                                  "versions": versions(), "machine": machine(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     return records
+
+
+def with_new_defaults(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` agent settings plus the RafaConfig fields added since it was written, at their defaults.
+
+    A run recorded before a field existed behaved as that field's default does, so resuming it with
+    the default is the same evaluation; any other value still counts as a change.
+    """
+    defaults = json.loads(json.dumps(dataclasses.asdict(RafaConfig())))
+    return {**{k: defaults[k] for k in new if k not in old and k in defaults}, **old}
 
 
 def machine() -> dict[str, Any]:

@@ -30,3 +30,23 @@ def test_imagination_revises_a_vetoed_step_and_records_why(one_torch_thread):
     notes = [r for r in agent.memory.of_kind("note") if r.data.get("imagined")]
     assert notes and 0.0 <= notes[0].data["imagined"]["success_prob"] <= config.imagine_veto
     assert isinstance(steps[-1], FinalStep)
+
+
+def test_near_tied_futures_are_scored_in_imagination_and_clear_choices_are_not(one_torch_thread):
+    env = ObservationHistory(CrafterEnv(seed=1))
+    env.reset(seed=1)
+    config = RafaConfig(imagination=True, imagine_weight=0.5, max_decisions=4, max_env_steps=300)
+    agent = RafaAgent(env, llm=None, config=config)
+    plans = [s for s in agent.run(GOALS["make_stone_pickaxe"]) if isinstance(s, PlanningStep)]
+    scored = [p for p in plans if any(c.imagined_success is not None for c in p.candidates)]
+    assert scored, "collecting wood and placing a table tie on the way to a stone pickaxe: expected them imagined"
+    for plan in plans:
+        best = max(c.critic for c in plan.candidates)
+        for candidate in plan.candidates:
+            if candidate.imagined_success is None:
+                assert candidate.value == candidate.critic
+            else:  # only contenders are imagined, and their share enters the value with the configured weight
+                assert best - candidate.critic <= config.imagine_weight
+                assert 0.0 <= candidate.imagined_success <= 1.0
+                assert candidate.value == candidate.critic + config.imagine_weight * candidate.imagined_success
+        assert plan.chosen is max(plan.candidates, key=lambda c: c.value)

@@ -1,5 +1,6 @@
 """The runner on the real env: deterministic results, crashes recorded, resume that loses and duplicates nothing."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -65,6 +66,22 @@ def test_an_existing_run_needs_resume_and_the_same_settings(tmp_path):
     with pytest.raises(SuiteError, match="different agent"):
         run_suite(EvalConfig(suite, "random", None, tmp_path, num_seeds=1), resume=True)
     assert len(run_suite(EvalConfig(suite, "oracle", None, tmp_path, num_seeds=1), resume=True)) == 3
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default_only(tmp_path):
+    suite = dataclasses.replace(load_suite("smoke"), goals=("collect_wood",))
+    config = EvalConfig(suite, "open-loop", None, tmp_path, num_seeds=1)
+    run_suite(config)
+    run_file = tmp_path / "run.json"
+    recorded = json.loads(run_file.read_text())
+    del recorded["identity"]["agent_config"]["imagine_weight"]  # as written before the field was added
+    run_file.write_text(json.dumps(recorded))
+    assert len(run_suite(config, resume=True)) == 1
+    run_file.write_text(json.dumps(recorded))
+    dreaming = EvalConfig(dataclasses.replace(suite, agent={**suite.agent, "imagine_weight": 0.5}), "open-loop",
+                          None, tmp_path, num_seeds=1)
+    with pytest.raises(SuiteError, match="different agent_config"):
+        run_suite(dreaming, resume=True)
 
 
 def test_unknown_agent_lists_the_valid_ones(tmp_path):
