@@ -29,6 +29,7 @@ from tools.episodes import write_json_atomic
 DATASET_FILE = "dataset.jsonl"
 METRICS_FILE = "metrics.json"
 BASE_ACCURACY_FILE = "base_accuracy.json"
+CARD_FILE = "README.md"
 
 
 @dataclass
@@ -159,7 +160,61 @@ def finetune_planner(config: PlannerFinetuneConfig, *, resume: bool = False,
         metrics["adapter_accuracy"] = accuracies(llm, heldout)
     metrics["config"] = asdict(config)
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / CARD_FILE).write_text(adapter_card(metrics), encoding="utf-8")  # replaces peft's empty template
     return metrics
+
+
+ACCURACY_ROWS = {
+    "agent_order": "options in the agent's order (as at run time)",
+    "shuffled": "options shuffled (only the state can tell)",
+    "contested_agent_order": "contested decisions (the agent asks the LLM), agent's order",
+    "contested_shuffled": "contested decisions, shuffled",
+}
+
+
+def reproduce_command(config: dict[str, Any]) -> str:
+    """The `embodia finetune planner` command line that trains the adapter described by ``config``."""
+    train, lora = config["train"], config["train"]["lora"]
+    parts = ["embodia finetune planner", *(f"--data {d}" for d in config["data"]), f"--out {config['out']}",
+             f"--base {config['base']}", f"--steps {train['steps']}", f"--lr {train['lr']:g}",
+             f"--warmup-steps {train['warmup_steps']}", f"--batch-tokens {train['batch_tokens']}",
+             f"--rank {lora['rank']}", f"--top-layers {lora['top_layers']}", f"--seed {train['seed']}",
+             f"--eval-examples {config['eval_examples']}", f"--eval-every {train['eval_every']}",
+             f"--save-every {train['save_every']}"]
+    if config.get("heldout_seeds"):
+        parts.append(f"--heldout-seeds {','.join(map(str, config['heldout_seeds']))}")
+    parts += [flag for flag, on in (("--no-rationale", not config["rationale"]),
+                                    ("--no-shuffle-options", not config["shuffle_options"]),
+                                    ("--all-episodes", not config["successful_only"])) if on]
+    return " \\\n    ".join(parts)
+
+
+def adapter_card(metrics: dict[str, Any]) -> str:
+    """The adapter's README: what it was trained on, how, and what it measured (all from ``metrics``)."""
+    config, train = metrics["config"], metrics["train"]
+    lora = config["train"]["lora"]
+    heldout_seeds = ", ".join(map(str, metrics["heldout_seeds"]))
+    lines = [f"# Planner LoRA adapter for `{config['base']}`", "",
+             "Trained by `embodia finetune planner` to pick the subgoal the agent picked, from the planner prompt "
+             f"(`prompts/templates/{TEMPLATE}.jinja`, version `{version(TEMPLATE)}`). Use it with "
+             f"`embodia run \"…\" --adapter {config['out']}` or `peft.PeftModel.from_pretrained(base, dir)`.", "",
+             "| | |", "|---|---|",
+             f"| data | {', '.join(config['data'])}: {metrics['examples']['train']:,} training decisions, "
+             f"{metrics['examples']['heldout']:,} held out (world seeds {heldout_seeds}) |",
+             f"| LoRA | rank {lora['rank']}, alpha {lora['alpha']}, {', '.join(lora['target_modules'])} of the last "
+             f"{lora['top_layers'] or 'all'} layers |",
+             f"| training | {train['steps']} steps of {config['train']['batch_tokens']:,} packed tokens, lr "
+             f"{config['train']['lr']:g}, seed {config['train']['seed']}; {train['wall_seconds']:,.0f} s, "
+             f"{train['tokens_per_second']:.0f} tokens/s (this run's last invocation) |",
+             f"| losses | final training {train['final_loss']:.3f}, held-out "
+             f"{train['eval_loss'] or float('nan'):.3f} |",
+             "", "## Reproduce", "", "```bash", reproduce_command(config), "```", ""]
+    if "adapter_accuracy" in metrics:
+        lines += [f"## Next-subgoal accuracy ({metrics['examples']['heldout']} held-out decisions)", "",
+                  "| options | base | adapter |", "|---|---|---|"]
+        lines += [f"| {label} | {metrics['base_accuracy'][key]:.0%} | {metrics['adapter_accuracy'][key]:.0%} |"
+                  for key, label in ACCURACY_ROWS.items() if key in metrics["adapter_accuracy"]]
+    return "\n".join(lines) + "\n"
 
 
 def merge_adapter(adapter: str | Path, out: str | Path, base: str = "transformers:smollm2") -> Path:
