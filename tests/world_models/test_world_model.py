@@ -156,3 +156,16 @@ def test_agent_driven_collection_labels_each_step_with_the_agents_skill(tmp_path
     assert (episode["action"][:-1] >= 0).all()
     with pytest.raises(ValueError, match="driver"):
         CollectConfig(out=tmp_path, driver="oracle")
+
+
+def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> None:
+    from evals.bench_world_model import open_loop
+
+    model = load_world_model(Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny")
+    one = open_loop(model, episodes, context=4, horizon=5, stride=10, samples=1)
+    assert one["mse"].shape == one["mse_mean"].shape == one["baseline"].shape == (len(one["mse"]), 5)
+    np.testing.assert_allclose(one["mse_mean"], one["mse"], rtol=1e-5)  # the mean of one rollout is that rollout
+    np.testing.assert_array_equal(one["pred_delta_expected"], one["pred_delta_own"])
+    many = open_loop(model, episodes, context=4, horizon=5, stride=10, samples=8)
+    assert (many["mse"] > 0).all() and (many["baseline"] >= 0).all()
+    assert not np.allclose(many["mse_mean"], many["mse"])  # eight rollouts differ from the first alone
