@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agents.episode import run_episode, versions
+from agents.llm.adapters import adapter_digest
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
@@ -102,7 +103,8 @@ class EvalConfig:
         """What a resumed run must share with the original for their episodes to be one evaluation."""
         spec = get_agent(self.agent)
         identity = {"suite": self.suite.name, "agent": self.agent,
-                    "llm": self.planner, "adapter": self.planner_adapter, "privileged": spec.privileged,
+                    "llm": self.planner, "adapter": self.planner_adapter,
+                    "adapter_weights": adapter_digest(self.planner_adapter), "privileged": spec.privileged,
                     "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(spec.config(self.suite))}
@@ -161,7 +163,8 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
         previous = json.loads(run_file.read_text())["identity"] if run_file.exists() else identity
         if isinstance(previous.get("agent_config"), dict):
             previous["agent_config"] = with_new_defaults(previous["agent_config"], identity["agent_config"])
-        changed = sorted(k for k in identity if previous.get(k) != identity[k])
+        # a key added to identities after the run was recorded could not be recorded: only recorded ones count
+        changed = sorted(k for k in identity if k in previous and previous[k] != identity[k])
         if changed:
             raise SuiteError(f"cannot resume {config.out}: it was run with different {', '.join(changed)}")
     records = load_results(results_file, repair=True)

@@ -8,6 +8,7 @@ fingerprint turns that into one sentence naming both models.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ ADAPTER_META = "embodia_adapter.json"
 DEFAULT_PLANNER_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "planner-crafter"
 DEFAULT_ADAPTER_SPECS = frozenset({"transformers:smollm2"})
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Config fields that must agree for LoRA weights to mean the same thing on another copy of a model.
 ARCH_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads", "num_key_value_heads")
@@ -38,6 +40,18 @@ def resolve_adapter(spec: str, choice: str | None) -> str | None:
     if choice.lower() == "default":
         return str(DEFAULT_PLANNER_ADAPTER) if spec in DEFAULT_ADAPTER_SPECS else None
     return choice
+
+
+def adapter_digest(directory: str | Path | None) -> str | None:
+    """A short content hash of the adapter's weights (None without an adapter or weights file).
+
+    A path names a folder, not weights: an eval resumed after the folder's adapter was retrained must
+    notice, so run identities record this next to the path.
+    """
+    path = Path(directory, ADAPTER_WEIGHTS) if directory else None
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def fingerprint(model: PreTrainedModel) -> dict[str, Any]:

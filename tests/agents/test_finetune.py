@@ -7,6 +7,7 @@ last layer only, one torch thread.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -186,7 +187,7 @@ def test_cli_finetune_planner_then_run_with_adapter(tmp_path, traces, token_sets
     command = card.split("```bash\n")[1].split("```")[0].replace("\\\n", " ").split()
     assert command[:3] == ["embodia", "finetune", "planner"] and "More Information Needed" not in card
     assert {("--steps", "2"), ("--rank", "4"), ("--top-layers", "1"), ("--heldout-seeds", "1"),
-            ("--batch-tokens", "256"), ("--data", str(traces))} <= set(zip(command, command[1:], strict=False))
+            ("--batch-tokens", "256"), ("--data", str(traces))} <= set(itertools.pairwise(command))
     # `embodia run --adapter` goes through make_llm: merged in, the same loss as the peft model.
     batch = pack(token_sets[1], 10_000)[0]
     tuned = make_llm("transformers:smollm2", adapter=str(out))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from evals.runner import TIMING_FIELDS, EvalConfig, Job, run_job, run_suite
+from evals.runner import TIMING_FIELDS, EvalConfig, Job, prepare, run_job, run_suite
 from evals.store import RESULTS_FILE, load_results
 from evals.suite import SuiteError, load_suite
 
@@ -82,6 +82,18 @@ def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default_only(tmp
                           None, tmp_path, num_seeds=1)
     with pytest.raises(SuiteError, match="different agent_config"):
         run_suite(dreaming, resume=True)
+
+
+def test_resuming_after_the_adapter_weights_changed_is_refused(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"first weights")
+    config = EvalConfig(load_suite("smoke"), "rafa", "transformers:smollm2", tmp_path / "run", adapter=str(adapter))
+    prepare(config, resume=False)  # records the identity; no model is loaded
+    prepare(config, resume=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"retrained weights")  # same folder, other weights
+    with pytest.raises(SuiteError, match="different adapter_weights"):
+        prepare(config, resume=True)
 
 
 def test_unknown_agent_lists_the_valid_ones(tmp_path):
