@@ -86,6 +86,12 @@ class RafaConfig:
             are imagined (their first ``imagine_depth`` skills) and gain this weight times the share of
             rollouts in which they succeed. Like the LLM's, the term only settles near-ties; 0 turns it off.
         imagine_depth: how many skills of each near-tied future are imagined.
+        imagine_calibrated: veto on the calibrated estimate. False uses the raw imagined success: the
+            calibration was fitted on steps the skill model allowed, so it means nothing for steps it
+            would have refused (see ``feasibility_model``).
+        feasibility_model: False hides the skill model's preconditions from the greedy planner
+            (``lookahead`` False): every skill is an option, and only the world, or imagination, tells
+            which can run. It asks what the learned world model can stand in for.
     """
 
     horizon: int = 3
@@ -112,6 +118,8 @@ class RafaConfig:
     imagine_veto: float = 0.05
     imagine_weight: float = 0.0
     imagine_depth: int = 2
+    imagine_calibrated: bool = True
+    feasibility_model: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -121,6 +129,9 @@ class RafaConfig:
             raise ValueError(f"RafaConfig: weights and budgets must be positive ({self})")
         if self.imagine_weight < 0 or self.imagine_depth < 1:
             raise ValueError(f"RafaConfig: imagine_weight must be >= 0 and imagine_depth >= 1 ({self})")
+        if not self.feasibility_model and self.lookahead:
+            raise ValueError("RafaConfig.feasibility_model=False needs lookahead=False: the lookahead plans "
+                             "with the skill model's preconditions")
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
 
@@ -141,7 +152,7 @@ class RafaAgent:
         if self.config.imagination:
             from agents.imagination import Imagination, ImagineTool  # torch world model only when asked
 
-            self.imagination = Imagination()
+            self.imagination = Imagination(calibrate=self.config.imagine_calibrated)
             self.tools.register(ImagineTool(env, self.imagination))
         self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
@@ -327,7 +338,7 @@ class RafaAgent:
         cfg = self.config
         if not cfg.lookahead:  # greedy: every feasible skill is an equal candidate; the LLM decides
             return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
-                    if self.model.check(belief, name)[0]]
+                    if not cfg.feasibility_model or self.model.check(belief, name)[0]]
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
         thresholds = dict(cfg.vital_thresholds)
         if belief.night and belief.count("wood_pickaxe"):

@@ -12,6 +12,10 @@ rafa-imagine  rafa + RIG: imagines each chosen skill in the world model    yes  
               and revises a step it confidently foresees failing (RIG)
 rafa-dream    rafa-imagine + near-tied futures scored in imagination       yes        no
               (the world model as RAFA's transition model)
+greedy-blind  greedy without the skill model's preconditions: every skill  yes        no
+              is an option
+greedy-blind- greedy-blind + RIG on raw imagined success: imagination      yes        no
+imagine       stands in for the hand-written preconditions
 ============  ===========================================================  =========  ==========
 """
 
@@ -68,6 +72,11 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               RafaAgent, uses_llm=True, switches={"imagination": True}),
     AgentSpec("rafa-dream", "RAFA + RIG + near-tied futures scored by their imagined success in the world model",
               RafaAgent, uses_llm=True, switches={"imagination": True, "imagine_weight": 0.5}),
+    AgentSpec("greedy-blind", "greedy without the skill model's preconditions: the LLM picks among all skills",
+              RafaAgent, uses_llm=True, switches={"lookahead": False, "feasibility_model": False}),
+    AgentSpec("greedy-blind-imagine", "greedy-blind + RIG: a skill imagined to fail (raw estimate) is revised",
+              RafaAgent, uses_llm=True, switches={"lookahead": False, "feasibility_model": False,
+                                                  "imagination": True, "imagine_calibrated": False}),
 )}
 
 

@@ -6,6 +6,8 @@ not that every veto is right; the with/without comparison lives in the benchmark
 """
 
 
+import pytest
+
 from agents.imagination import ObservationHistory
 from agents.rafa import RafaAgent, RafaConfig
 from agents.steps import FinalStep, PlanningStep
@@ -50,3 +52,17 @@ def test_near_tied_futures_are_scored_in_imagination_and_clear_choices_are_not(o
                 assert 0.0 <= candidate.imagined_success <= 1.0
                 assert candidate.value == candidate.critic + config.imagine_weight * candidate.imagined_success
         assert plan.chosen is max(plan.candidates, key=lambda c: c.value)
+
+
+def test_the_blind_greedy_planner_sees_every_skill_and_needs_no_lookahead():
+    env = ObservationHistory(CrafterEnv(seed=1))
+    env.reset(seed=1)
+    goal = GOALS["make_wood_pickaxe"]
+    sighted = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False))
+    blind = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False, feasibility_model=False))
+    seen = {c.first for c in sighted._candidates(goal, sighted.belief())}
+    options = {c.first for c in blind._candidates(goal, blind.belief())}
+    assert "make wood_pickaxe" in options - seen  # no wood yet: only the skill model knew it cannot run
+    assert seen < options and len(options) == len(blind.model.skills)
+    with pytest.raises(ValueError, match="needs lookahead=False"):
+        RafaConfig(feasibility_model=False)
