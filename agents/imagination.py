@@ -187,9 +187,9 @@ class Imagination:
         # Crafter's observation and action shapes (the config defaults): a checkpoint of another world is refused
         crafter = RSSMConfig()
         self.model = model if isinstance(model, RSSMWorldModel) else load_world_model(model, expect=crafter)
-        if self.model.config.mismatch(crafter):
+        if mismatch := self.model.config.mismatch(crafter):
             raise ValueError(f"this world model was trained for a different world than Crafter: "
-                             f"{'; '.join(self.model.config.mismatch(crafter))} (model vs Crafter)")
+                             f"{'; '.join(mismatch)} (model vs Crafter)")
         self.calibration: Calibration | None = (
             Calibration.load(model) if calibrate and not isinstance(model, RSSMWorldModel) else None)
         if not self.model.config.skills:

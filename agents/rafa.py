@@ -336,7 +336,7 @@ class RafaAgent:
 
     def _candidates(self, goal: Goal, belief: Belief) -> list[Candidate]:
         cfg = self.config
-        if not cfg.lookahead:  # greedy: every feasible skill is an equal candidate; the LLM decides
+        if not cfg.lookahead:  # greedy: every feasible (blind: every) skill is an equal candidate; the LLM decides
             return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
                     if not cfg.feasibility_model or self.model.check(belief, name)[0]]
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]

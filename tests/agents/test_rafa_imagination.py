@@ -5,7 +5,6 @@ real world with the real checkpoint — a veto is recorded and acted on, and the
 not that every veto is right; the with/without comparison lives in the benchmarks.
 """
 
-
 import pytest
 
 from agents.imagination import ObservationHistory
