@@ -59,6 +59,10 @@ class CollectConfig:
         driver: "mix" chains random feasible skills (broad coverage, mostly early deaths); "agent" lets
             the critic-only RAFA agent walk the open-ended goal order, so the data shows the skill mix
             and the deep tech tree the agent actually reaches (actions still swapped with ``epsilon``).
+        blind: ("mix" only) probability that the next segment attempts a skill whose requirements are
+            missing (a table from one wood, stone without a pickaxe). Feasible skills alone never show
+            a failed attempt, so a model trained on them imagines every attempt succeeding.
+        blind_budget: most env steps of one such attempt (a failing script would repeat its action).
     """
 
     out: Path
@@ -70,13 +74,15 @@ class CollectConfig:
     skill_budget: int = 150
     episodes_per_shard: int = 10
     driver: str = "mix"
+    blind: float = 0.0
+    blind_budget: int = 12
 
     def __post_init__(self) -> None:
-        if self.episodes < 1 or self.steps < 2 or self.episodes_per_shard < 1 or self.skill_budget < 1:
-            raise ValueError(f"CollectConfig: episodes, steps, skill_budget and episodes_per_shard must be "
-                             f"positive: {self}")
-        if not (0 <= self.epsilon <= 1 and 0 <= self.random_burst <= 1):
-            raise ValueError(f"CollectConfig: epsilon and random_burst are probabilities: {self}")
+        if min(self.episodes, self.episodes_per_shard, self.skill_budget, self.blind_budget) < 1 or self.steps < 2:
+            raise ValueError(f"CollectConfig: episodes, steps, skill_budget, blind_budget and episodes_per_shard "
+                             f"must be positive: {self}")
+        if not all(0 <= p <= 1 for p in (self.epsilon, self.random_burst, self.blind)):
+            raise ValueError(f"CollectConfig: epsilon, random_burst and blind are probabilities: {self}")
         if self.driver not in DRIVERS:
             raise ValueError(f"CollectConfig.driver must be one of {DRIVERS}, got {self.driver!r}")
 
@@ -139,6 +145,13 @@ def _choose_skill(env: CrafterEnv, rng: np.random.Generator) -> str:
     return names[int(rng.choice(len(names), p=p))]
 
 
+def _missing_requirements(env: CrafterEnv) -> list[str]:
+    """Skills the player cannot do now for lack of an item (the collector's ``blind`` attempts)."""
+    inv = env.inventory
+    return [name for name in SKILL_NAMES if name not in _SKIPPED
+            and any(inv[k] < n for k, n in SKILLS[name].requires.items())]
+
+
 def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     """One episode of ``cfg.steps`` steps in the world ``seed`` (deterministic given the seed)."""
     rng = np.random.default_rng(seed)
@@ -157,6 +170,10 @@ def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
                 _, _, terminated, truncated, _ = rec.step(int(rng.choice(_RANDOM_ACTIONS)))
                 if terminated or truncated:
                     break
+        elif rng.random() < cfg.blind and (infeasible := _missing_requirements(env)):
+            name = infeasible[int(rng.integers(len(infeasible)))]
+            rec.skill = SKILL_NAMES.index(name)
+            run_skill(rec, name, budget=min(cfg.blind_budget, left), attempt=True)
         else:
             name = _choose_skill(env, rng)
             rec.skill = SKILL_NAMES.index(name)
@@ -313,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     defaults = CollectConfig(out=Path("."))
     parser.add_argument("--out", type=Path, required=True)
-    for name in ("episodes", "steps", "seed", "epsilon", "random_burst", "skill_budget", "episodes_per_shard"):
+    for name in ("episodes", "steps", "seed", "epsilon", "random_burst", "skill_budget", "episodes_per_shard",
+                 "blind", "blind_budget"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver)

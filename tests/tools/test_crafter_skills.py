@@ -96,6 +96,14 @@ def test_missing_tool_and_unknown_skill_fail_cleanly():
     assert not run_skill(env, "fly").ok
 
 
+def test_attempt_runs_a_skill_without_its_requirements_and_changes_nothing():
+    env = _env(1)
+    _ok(env, "collect wood")
+    result = run_skill(env, "place table", budget=6, attempt=True)  # a table costs 2 wood; one in hand
+    assert not result.ok and result.data["steps"] == 6
+    assert env.inventory["wood"] == 1 and env.achievements["place_table"] == 0
+
+
 def test_skills_step_through_wrappers():
     import gymnasium
 

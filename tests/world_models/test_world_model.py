@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tools.envs.crafter import ITEM_NAMES
+from tools.skills.crafter import SKILLS
 from world_models.config import RSSMConfig, preset
 from world_models.data import SKILL_NAMES, CollectConfig, SequenceSampler, collect_episode, load_episodes, write_shard
 from world_models.env import WorldModelEnv
@@ -156,6 +158,21 @@ def test_agent_driven_collection_labels_each_step_with_the_agents_skill(tmp_path
     assert (episode["action"][:-1] >= 0).all()
     with pytest.raises(ValueError, match="driver"):
         CollectConfig(out=tmp_path, driver="oracle")
+
+
+def test_blind_collection_records_attempts_whose_requirements_were_missing(tmp_path) -> None:
+    episode = collect_episode(12_000, CollectConfig(out=tmp_path, steps=120, blind=1.0, random_burst=0.0,
+                                                    epsilon=0.0, blind_budget=5))
+    inventory = dict(zip(ITEM_NAMES, episode["state"][:, : len(ITEM_NAMES)].T, strict=True))
+    attempted = [SKILL_NAMES[s] for s in episode["skill"][:-1] if s >= 0]
+    assert attempted, "blind=1.0 attempts a skill the player cannot do yet at every step"
+    for t, s in enumerate(episode["skill"][:-1]):
+        requires = SKILLS[SKILL_NAMES[s]].requires
+        segment_start = t if t == 0 or episode["skill"][t - 1] != s else None
+        if segment_start is not None:
+            assert any(inventory[k][t] < n for k, n in requires.items()), (t, SKILL_NAMES[s])
+    with pytest.raises(ValueError, match="probabilities"):
+        CollectConfig(out=tmp_path, blind=1.5)
 
 
 def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> None:

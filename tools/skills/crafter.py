@@ -576,9 +576,14 @@ def _runner(spec: SkillSpec) -> Callable[[_Run], None]:
     return _RUNNERS[spec.verb]
 
 
-def run_skill(env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
-    """Run the scripted skill ``name`` on ``env`` until it succeeds, fails, or ``budget`` steps pass."""
-    return _execute(env, name, budget, lambda run: _runner(run.spec)(run))
+def run_skill(env: gymnasium.Env, name: str, budget: int | None = None, attempt: bool = False) -> ToolResult:
+    """Run the scripted skill ``name`` on ``env`` until it succeeds, fails, or ``budget`` steps pass.
+
+    A skill whose requirements are missing fails at once without a step, unless ``attempt``: then the
+    script runs anyway (placing a table with one wood, mining stone bare-handed), which is how the
+    world model's training data learns what a failed attempt looks like.
+    """
+    return _execute(env, name, budget, lambda run: _runner(run.spec)(run), attempt)
 
 
 def run_policy_skill(
@@ -598,7 +603,9 @@ def run_policy_skill(
     return _execute(env, name, budget, drive)
 
 
-def _execute(env: gymnasium.Env, name: str, budget: int | None, body: Callable[[_Run], None]) -> ToolResult:
+def _execute(
+    env: gymnasium.Env, name: str, budget: int | None, body: Callable[[_Run], None], attempt: bool = False
+) -> ToolResult:
     key = " ".join(name.strip().lower().replace("_", " ").split())
     spec = SKILLS.get(key) or next((s for s in SKILLS.values() if s.name.replace("_", " ") == key), None)
     if spec is None:
@@ -607,7 +614,7 @@ def _execute(env: gymnasium.Env, name: str, budget: int | None, body: Callable[[
     run = _Run(env, spec, spec.budget if budget is None else budget)
     missing = {k: n for k, n in spec.requires.items() if run.start_inventory.get(k, 0) < n}
     try:
-        if missing:
+        if missing and not attempt:
             have = ", ".join(f"{run.start_inventory.get(k, 0)} {k}" for k in missing)
             raise _Stop(False, f"need {_items(spec.requires)} to {spec.name} (have {have})")
         body(run)
