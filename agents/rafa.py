@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -92,6 +93,8 @@ class RafaConfig:
         feasibility_model: False hides the skill model's preconditions from the greedy planner
             (``lookahead`` False): every skill is an option, and only the world, or imagination, tells
             which can run. It asks what the learned world model can stand in for.
+        world_model: checkpoint folder imagination loads ("": the shipped one), to evaluate a newly
+            trained world model without replacing the shipped checkpoint.
     """
 
     horizon: int = 3
@@ -120,6 +123,7 @@ class RafaConfig:
     imagine_depth: int = 2
     imagine_calibrated: bool = True
     feasibility_model: bool = True
+    world_model: str = ""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -132,6 +136,12 @@ class RafaConfig:
         if not self.feasibility_model and self.lookahead:
             raise ValueError("RafaConfig.feasibility_model=False needs lookahead=False: the lookahead plans "
                              "with the skill model's preconditions")
+        if self.world_model and not self.imagination:
+            raise ValueError(f"RafaConfig.world_model={self.world_model!r} is only read with imagination on "
+                             "(an imagining agent: rafa-imagine, rafa-dream, greedy-blind-imagine, or --imagine)")
+        if self.world_model and not (Path(self.world_model) / "config.json").is_file():
+            raise ValueError(f"RafaConfig.world_model: {self.world_model} is not a world-model checkpoint folder "
+                             "(config.json + model.safetensors, e.g. RUN/checkpoint from `embodia train world-model`)")
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
 
@@ -150,9 +160,10 @@ class RafaAgent:
                                    RecallTool(self.memory)])
         self.imagination = None
         if self.config.imagination:
-            from agents.imagination import Imagination, ImagineTool  # torch world model only when asked
+            from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ImagineTool  # torch only when asked
 
-            self.imagination = Imagination(calibrate=self.config.imagine_calibrated)
+            self.imagination = Imagination(self.config.world_model or DEFAULT_CHECKPOINT,
+                                           calibrate=self.config.imagine_calibrated)
             self.tools.register(ImagineTool(env, self.imagination))
         self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
         # What the model learned from contradicted predictions (rebuilt from memory on resume).

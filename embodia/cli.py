@@ -17,7 +17,7 @@ from embodia.commands.train import train_app
 from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
-from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption
+from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption, WorldModelOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
@@ -76,6 +76,7 @@ def run(
     skills: SkillsOption = "expert",
     imagine: Annotated[bool, typer.Option(help="imagine each chosen skill in the learned world model first and "
                                           "revise it when imagination gives it no chance (RIG)")] = False,
+    world_model: WorldModelOption = None,
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
@@ -88,7 +89,8 @@ def run(
         raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
     planner = load_llm(llm, device, dtype, adapter)
     out = out or default_out("run", goal)
-    config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine)
+    config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine,
+                         world_model=world_model or "")
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          on_step=StepPrinter(console, verbose))
     summary = result.summary

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from embodia.options import AdapterOption
+from embodia.options import AdapterOption, WorldModelOption
 from evals.agents import AGENTS, DEFAULT_LLM
 from evals.store import ResultsError
 from evals.suite import SuiteError
@@ -53,6 +53,7 @@ def run(
     device: Annotated[str, typer.Option(help="torch device for the planner")] = "cpu",
     dtype: Annotated[str, typer.Option(help="planner dtype")] = "float32",
     adapter: AdapterOption = "default",
+    world_model: WorldModelOption = None,
 ) -> None:
     """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
     from embodia.cli import default_out
@@ -63,7 +64,7 @@ def run(
     try:
         loaded = load_suite(suite)
         config = EvalConfig(loaded, agent, llm, out or default_out("eval", f"{loaded.name} {agent}"), split,
-                            num_seeds, workers, video, device, dtype, adapter)
+                            num_seeds, workers, video, device, dtype, adapter, world_model)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{loaded.name}[/] · agent {agent} · planner {planner or 'none'} · split {split} "

@@ -11,3 +11,5 @@ DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16
 SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills) or learned (the shipped HybridVLA policy)")]
 AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
                                            "'default': the shipped one for the embedded model; 'none': base model")]
+WorldModelOption = Annotated[str | None, typer.Option(help="world-model checkpoint folder imagination loads "
+                                                     "(from `embodia train world-model`; default: the shipped one)")]

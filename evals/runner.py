@@ -10,6 +10,7 @@ different evaluations into one set of numbers.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agents.episode import run_episode, versions
-from agents.llm.adapters import adapter_digest
+from agents.llm.adapters import ADAPTER_WEIGHTS
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
@@ -66,9 +67,10 @@ class EvalConfig:
     device: str = "cpu"
     dtype: str = "float32"
     adapter: str | None = "default"  # as `embodia run --adapter`: the shipped one for the embedded planner
+    world_model: str | None = None  # imagining agents: a checkpoint folder instead of the shipped one
 
     def __post_init__(self) -> None:
-        get_agent(self.agent)
+        self.agent_config()  # an unknown agent, or a world model for an agent that does not imagine
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.video not in ("none", "failures", "all"):
@@ -90,6 +92,11 @@ class EvalConfig:
 
         return resolve_adapter(self.planner, self.adapter) if self.planner else None
 
+    def agent_config(self) -> RafaConfig:
+        """The agent's settings for this suite, with ``world_model`` when one was given."""
+        config = get_agent(self.agent).config(self.suite)
+        return dataclasses.replace(config, world_model=self.world_model) if self.world_model else config
+
     @property
     def seeds(self) -> tuple[int, ...]:
         return self.suite.split(self.split)[: self.num_seeds]
@@ -101,14 +108,33 @@ class EvalConfig:
 
     def identity(self) -> dict[str, Any]:
         """What a resumed run must share with the original for their episodes to be one evaluation."""
-        spec = get_agent(self.agent)
+        spec, agent_config = get_agent(self.agent), self.agent_config()
+        world_model = None
+        if agent_config.imagination:  # torch loads with the world model only for agents that imagine
+            from agents.imagination import DEFAULT_CHECKPOINT
+            from world_models.rssm import WEIGHTS_FILE
+
+            world_model = Path(agent_config.world_model or DEFAULT_CHECKPOINT) / WEIGHTS_FILE
         identity = {"suite": self.suite.name, "agent": self.agent,
                     "llm": self.planner, "adapter": self.planner_adapter,
-                    "adapter_weights": adapter_digest(self.planner_adapter), "privileged": spec.privileged,
-                    "split": self.split,
+                    "adapter_weights": weights_digest(self.planner_adapter and Path(self.planner_adapter,
+                                                                                    ADAPTER_WEIGHTS)),
+                    "world_model_weights": weights_digest(world_model),
+                    "privileged": spec.privileged, "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
-                    "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(spec.config(self.suite))}
+                    "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(agent_config)}
         return json.loads(json.dumps(identity))  # as it reads back from run.json
+
+
+def weights_digest(path: Path | None) -> str | None:
+    """A short content hash of a weights file (None without one).
+
+    A path names a folder, not weights: an eval resumed after the folder's adapter or world model was
+    retrained must notice, so run identities record this next to the path.
+    """
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 # --- one episode (runs in a worker process, or in-process with one worker) ---
@@ -137,7 +163,7 @@ def run_job(config: EvalConfig, job: Job) -> dict[str, Any]:
                               "llm": config.planner, "dir": str(folder.relative_to(config.out))}
     try:
         goal = OPEN_GOAL if job.goal == OPEN else GOALS[job.goal]
-        result = run_episode(goal, seed=job.seed, out_dir=folder, llm=_planner, config=spec.config(config.suite),
+        result = run_episode(goal, seed=job.seed, out_dir=folder, llm=_planner, config=config.agent_config(),
                              video=config.video != "none", make_agent=spec.make_agent(config.suite))
         summary = {k: v for k, v in result.summary.items() if k != "versions"}
         if config.video == "failures" and result.success:

@@ -47,6 +47,12 @@ def test_run_rejects_unknown_backend():
     assert "nosuch" in proc.stdout and "transformers" in proc.stdout
 
 
+def test_run_with_a_world_model_that_is_not_a_checkpoint_says_so(tmp_path: Path):
+    proc = embodia("run", "collect wood", "--llm", "none", "--imagine", "--world-model", str(tmp_path))
+    assert proc.returncode == 2
+    assert "not a world-model checkpoint folder" in " ".join(proc.stdout.split())
+
+
 @pytest.mark.parametrize("llm", ["none"])
 def test_chat_driven_through_stdin(tmp_path: Path, llm: str):
     out = tmp_path / "chat"

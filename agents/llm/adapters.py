@@ -8,7 +8,6 @@ fingerprint turns that into one sentence naming both models.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,18 +39,6 @@ def resolve_adapter(spec: str, choice: str | None) -> str | None:
     if choice.lower() == "default":
         return str(DEFAULT_PLANNER_ADAPTER) if spec in DEFAULT_ADAPTER_SPECS else None
     return choice
-
-
-def adapter_digest(directory: str | Path | None) -> str | None:
-    """A short content hash of the adapter's weights (None without an adapter or weights file).
-
-    A path names a folder, not weights: an eval resumed after the folder's adapter was retrained must
-    notice, so run identities record this next to the path.
-    """
-    path = Path(directory, ADAPTER_WEIGHTS) if directory else None
-    if path is None or not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def fingerprint(model: PreTrainedModel) -> dict[str, Any]:

@@ -96,6 +96,29 @@ def test_resuming_after_the_adapter_weights_changed_is_refused(tmp_path):
         prepare(config, resume=True)
 
 
+def test_a_world_model_is_evaluated_by_folder_and_its_weights_are_part_of_the_identity(tmp_path):
+    import shutil
+
+    from agents.imagination import DEFAULT_CHECKPOINT
+
+    world_model = tmp_path / "wm"
+    shutil.copytree(DEFAULT_CHECKPOINT, world_model)
+    suite = load_suite("smoke")
+    with pytest.raises(ValueError, match="only read with imagination on"):
+        EvalConfig(suite, "rafa", "none", tmp_path / "x", world_model=str(world_model))
+    with pytest.raises(ValueError, match="not a world-model checkpoint folder"):
+        EvalConfig(suite, "rafa-imagine", "none", tmp_path / "x", world_model=str(tmp_path / "missing"))
+    shipped = EvalConfig(suite, "rafa-imagine", "none", tmp_path / "shipped").identity()
+    config = EvalConfig(suite, "rafa-imagine", "none", tmp_path / "run", world_model=str(world_model))
+    assert config.agent_config().world_model == str(world_model)
+    assert config.identity()["world_model_weights"] == shipped["world_model_weights"]  # a copy: same weights
+    assert EvalConfig(suite, "rafa", "none", tmp_path / "off").identity()["world_model_weights"] is None
+    prepare(config, resume=False)
+    (world_model / "model.safetensors").write_bytes(b"retrained weights")
+    with pytest.raises(SuiteError, match="different world_model_weights"):
+        prepare(config, resume=True)
+
+
 def test_unknown_agent_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="valid agents: random, oracle, greedy, open-loop, rafa"):
         EvalConfig(load_suite("smoke"), "nosuch", None, tmp_path)
