@@ -146,6 +146,8 @@ def train(cfg: TrainConfig, console: Console | None = None,
         model.config = replace(model.config, state_scale=cfg.state_scale)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-6)
     step, history = load_checkpoint(checkpoint, optimizer) if resuming else (0, [])
+    for group in optimizer.param_groups:  # the checkpoint restores its own rate; a resumed stage may change it
+        group["lr"] = cfg.lr
     saved = step
     if resuming:
         sampler.rng = np.random.default_rng([cfg.seed, step])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,13 +140,16 @@ def test_train_resumes_and_stops_on_nan_keeping_the_last_good_checkpoint(tmp_pat
     try:
         train(replace(cfg, preset="micro"))
         assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
+        train(replace(cfg, preset="micro", steps=3, resume=True, lr=1e-4))  # a second stage at a lower rate
+        trainer = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
+        assert trainer["step"] == 3 and trainer["param_groups"][0]["lr"] == 1e-4
         bad = tmp_path / "bad"
         bad.mkdir()
         poisoned = [dict(e, state=np.full_like(e["state"], np.nan)) for e in episodes]
         write_shard(bad / "shard-00000.npz", poisoned)
-        with pytest.raises(NonFiniteLossError, match=r"update 3.*\(update 2\)"):
-            train(replace(cfg, preset="micro", data=bad, steps=4, resume=True))
-        assert '"step": 2' in (tmp_path / "run" / "checkpoint" / "trainer.json").read_text()
+        with pytest.raises(NonFiniteLossError, match=r"update 4.*\(update 3\)"):
+            train(replace(cfg, preset="micro", data=bad, steps=5, resume=True))
+        assert '"step": 3' in (tmp_path / "run" / "checkpoint" / "trainer.json").read_text()
     finally:
         del config_module.PRESETS["micro"]
 
