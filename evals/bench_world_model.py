@@ -7,7 +7,9 @@ real actions; images are compared with the real frames (MSE and PSNR on pixels i
 the copy-last-frame baseline, and the predicted change of each inventory/achievement value over
 those 16 steps with the real change. Speed: imagined steps per second for a batch of parallel
 rollouts (latent only, as planners use it, and with decoded frames), seconds per training update,
-peak resident memory. Also writes a PNG grid of real vs imagined frames.
+peak resident memory. Also writes a PNG grid of real vs imagined frames. Counting: the raw imagined
+success of "place table" (2 wood) after 0-3 real wood chops in fresh worlds, i.e. whether the model
+tells a doomed attempt (one wood) from a feasible one (two), which a planner without preconditions relies on.
 """
 
 from __future__ import annotations
@@ -74,6 +76,37 @@ def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], cont
             "pred_delta": np.array(pred_delta), "pred_delta_own": np.array(own_delta),
             "pred_delta_expected": np.array(expected_delta),
             "real_delta": np.array(real_delta), "grids": grids}
+
+
+def place_table_by_wood(model: RSSMWorldModel, worlds: range = range(1, 9), veto: float = 0.05) -> dict:
+    """Raw imagined success of "place table" with 0-3 wood (collected for real) in each of ``worlds``.
+
+    ``told_apart``: the share of worlds where a veto at ``veto`` (``RafaConfig.imagine_veto``) stops the
+    one-wood attempt and lets the two-wood one through.
+    """
+    from agents.imagination import Imagination, ObservationHistory
+    from tools.envs.crafter import CrafterEnv
+    from tools.skills.crafter import run_skill
+
+    imagination = Imagination(model, samples=64, seed=0, calibrate=False)
+    per_world = []  # {wood in hand: raw estimate} for each world
+    for seed in worlds:
+        env = ObservationHistory(CrafterEnv(seed=seed), length=16)
+        env.reset(seed=seed)
+        for _ in range(3):
+            env.step(0)
+        estimates: dict[int, float] = {}
+        for wood in range(4):
+            if wood and not run_skill(env, "collect wood").ok:
+                break
+            estimates[env.unwrapped.inventory["wood"]] = imagination.check(env, "place table").raw_success_prob
+        per_world.append(estimates)
+    by_wood = {n: [e[n] for e in per_world if n in e] for n in range(4)}
+    pairs = [(e[1], e[2]) for e in per_world if 1 in e and 2 in e]
+    return {"worlds": len(worlds), "veto": veto, "by_wood": {str(n): [round(p, 3) for p in ps]
+                                                               for n, ps in by_wood.items()},
+            "mean_by_wood": {str(n): float(np.mean(ps)) for n, ps in by_wood.items() if ps},
+            "told_apart": float(np.mean([one <= veto < two for one, two in pairs])) if pairs else 0.0}
 
 
 def change_accuracy(pred: np.ndarray, real: np.ndarray, columns: slice) -> dict[str, float]:
@@ -173,6 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
             "with_frames_batch256": imagined_steps_per_second(model, 256, 8, render=True),
         },
         "train_s_per_update_batch8": seconds_per_update(model, episodes, 8, 3),
+        "place_table_by_wood": place_table_by_wood(model),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
         "skills": len(SKILL_NAMES),
@@ -196,6 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
             console.print(f"{name} change over 16 steps (from {start}): exact {acc['all']:.1%} (no-change baseline "
                           f"{acc['no_change_baseline']:.1%}), on changed entries {acc['changed']:.1%}, real changes "
                           f"detected {acc['real_changes_detected']:.1%}")
+    counting = report["place_table_by_wood"]
+    console.print(f"place table (costs 2 wood), raw imagined success by wood in hand over {counting['worlds']} worlds: "
+                  f"{', '.join(f'{n}: {p:.2f}' for n, p in counting['mean_by_wood'].items())}; one wood vetoed and two "
+                  f"let through (veto {counting['veto']}) in {counting['told_apart']:.0%} of worlds")
     speed = report["imagined_steps_per_s"]
     console.print(f"imagined steps/s: {', '.join(f'{k} {v:,.0f}' for k, v in speed.items())}; "
                   f"train {report['train_s_per_update_batch8']:.2f} s/update (batch 8 x {model.config.seq_len}); "

@@ -190,3 +190,13 @@ def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> 
     many = open_loop(model, episodes, context=4, horizon=5, stride=10, samples=8)
     assert (many["mse"] > 0).all() and (many["baseline"] >= 0).all()
     assert not np.allclose(many["mse_mean"], many["mse"])  # eight rollouts differ from the first alone
+
+
+def test_counting_probe_imagines_a_table_from_real_wood_in_hand() -> None:
+    from evals.bench_world_model import place_table_by_wood
+
+    model = load_world_model(Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny")
+    probe = place_table_by_wood(model, worlds=range(1, 3))
+    assert [len(probe["by_wood"][n]) for n in "0123"] == [2, 2, 2, 2]  # both worlds have trees next to the start
+    assert probe["mean_by_wood"]["0"] < 0.05 < probe["mean_by_wood"]["2"]  # no wood: no table; two: likely
+    assert 0.0 <= probe["told_apart"] <= 1.0
