@@ -54,6 +54,8 @@ def run(
     dtype: Annotated[str, typer.Option(help="planner dtype")] = "float32",
     adapter: AdapterOption = "default",
     world_model: WorldModelOption = None,
+    threads: Annotated[int, typer.Option(help="torch threads per episode process (0: all cores for one worker, "
+                                         "cores / workers for several); 1 when other jobs share the CPU")] = 0,
 ) -> None:
     """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
     from embodia.cli import default_out
@@ -64,7 +66,7 @@ def run(
     try:
         loaded = load_suite(suite)
         config = EvalConfig(loaded, agent, llm, out or default_out("eval", f"{loaded.name} {agent}"), split,
-                            num_seeds, workers, video, device, dtype, adapter, world_model)
+                            num_seeds, workers, video, device, dtype, adapter, world_model, threads)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{loaded.name}[/] · agent {agent} · planner {planner or 'none'} · split {split} "

@@ -38,6 +38,21 @@ def test_same_suite_agent_and_seed_give_identical_results(tmp_path, agent):
     assert all(r["status"] == "ok" for r in runs[0])
 
 
+def test_threads_bound_torch_in_the_episode_process_without_changing_results(tmp_path):
+    import torch
+
+    suite, before = load_suite("smoke"), torch.get_num_threads()
+    try:
+        one = run_suite(EvalConfig(suite, "rafa", "none", tmp_path / "one", num_seeds=1, threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    default = run_suite(EvalConfig(suite, "rafa", "none", tmp_path / "default", num_seeds=1))
+    assert behaviour(one) == behaviour(default)
+    with pytest.raises(ValueError, match="threads >= 0"):
+        EvalConfig(suite, "rafa", "none", tmp_path / "bad", threads=-1)
+
+
 def test_an_episode_that_raises_is_recorded_and_the_suite_goes_on(tmp_path):
     config = EvalConfig(load_suite("smoke"), "oracle", None, tmp_path / "run", num_seeds=1)
     blocker = config.out / "episodes" / "place_table" / "seed-0"
