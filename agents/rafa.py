@@ -95,6 +95,9 @@ class RafaConfig:
             which can run. It asks what the learned world model can stand in for.
         world_model: checkpoint folder imagination loads ("": the shipped one), to evaluate a newly
             trained world model without replacing the shipped checkpoint.
+        retry_unchanged: False keeps a skill that just failed without taking a single env step out of the
+            options until some step changes the world: it would fail the same way. Real feedback, not
+            imagination; the blind planner otherwise picks the same doomed step again and again.
     """
 
     horizon: int = 3
@@ -124,6 +127,7 @@ class RafaConfig:
     imagine_calibrated: bool = True
     feasibility_model: bool = True
     world_model: str = ""
+    retry_unchanged: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -170,6 +174,7 @@ class RafaAgent:
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
                                    if r.data.get("distrust")}
         self.placed: set[str] = set()
+        self.failed_unchanged: set[str] = set()  # skills that failed since the world last changed (no env step)
 
     def on(self, step_type: type, callback: Callable[[Step], None]) -> None:
         """Call ``callback`` with every yielded step of ``step_type``."""
@@ -347,9 +352,10 @@ class RafaAgent:
 
     def _candidates(self, goal: Goal, belief: Belief) -> list[Candidate]:
         cfg = self.config
+        doomed = set() if cfg.retry_unchanged else self.failed_unchanged
         if not cfg.lookahead:  # greedy: every feasible (blind: every) skill is an equal candidate; the LLM decides
             return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
-                    if not cfg.feasibility_model or self.model.check(belief, name)[0]]
+                    if name not in doomed and (not cfg.feasibility_model or self.model.check(belief, name)[0])]
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
         thresholds = dict(cfg.vital_thresholds)
         if belief.night and belief.count("wood_pickaxe"):
@@ -357,7 +363,7 @@ class RafaAgent:
         candidates = []
         for name in self.model.skills:
             prediction, after = self.model.predict(belief, name)
-            if not prediction.feasible:
+            if not prediction.feasible or name in doomed:
                 continue
             if prediction.achievement == goal.achievement:
                 rest: list[str] | None = []
@@ -411,6 +417,10 @@ class RafaAgent:
         matched, actual = self._compare(prediction, result)
         if result.ok and SKILLS[skill].verb == "place":
             self.placed.add(SKILLS[skill].target)
+        if result.data.get("steps", 0):
+            self.failed_unchanged.clear()
+        elif not result.ok:
+            self.failed_unchanged.add(skill)
         reflection = None if matched else self._reflect(goal, skill, prediction, result, actual)
         self.memory.add("transition", f"{skill}: {actual}", step=world.steps, goal=goal.achievement,
                         skill=skill, ok=result.ok, predicted=prediction.describe(), actual=actual, matched=matched)

@@ -16,6 +16,11 @@ greedy-blind  greedy without the skill model's preconditions: every skill  yes  
               is an option
 greedy-blind- greedy-blind + RIG on raw imagined success: imagination      yes        no
 imagine       stands in for the hand-written preconditions
+greedy-blind- greedy-blind that does not retry a skill which just failed   yes        no
+feedback      without changing the world (real feedback, no imagination)
+greedy-blind- greedy-blind-imagine with the same feedback rule             yes        no
+imagine-
+feedback
 ============  ===========================================================  =========  ==========
 """
 
@@ -59,6 +64,12 @@ class AgentSpec:
         return self.factory
 
 
+#: The planner without the skill model's preconditions; imagination's raw estimate (the calibration was fitted on
+#: steps those preconditions allowed); and not retrying a step that failed in an unchanged world.
+_BLIND = {"lookahead": False, "feasibility_model": False}
+_IMAGINE_RAW = {"imagination": True, "imagine_calibrated": False}
+_FEEDBACK = {"retry_unchanged": False}
+
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("random", "uniformly random actions", RandomAgent, uses_llm=False),
     AgentSpec("oracle", "privileged scripted expert that knows the dependency tree", OracleAgent,
@@ -73,10 +84,13 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("rafa-dream", "RAFA + RIG + near-tied futures scored by their imagined success in the world model",
               RafaAgent, uses_llm=True, switches={"imagination": True, "imagine_weight": 0.5}),
     AgentSpec("greedy-blind", "greedy without the skill model's preconditions: the LLM picks among all skills",
-              RafaAgent, uses_llm=True, switches={"lookahead": False, "feasibility_model": False}),
+              RafaAgent, uses_llm=True, switches=_BLIND),
     AgentSpec("greedy-blind-imagine", "greedy-blind + RIG: a skill imagined to fail (raw estimate) is revised",
-              RafaAgent, uses_llm=True, switches={"lookahead": False, "feasibility_model": False,
-                                                  "imagination": True, "imagine_calibrated": False}),
+              RafaAgent, uses_llm=True, switches=_BLIND | _IMAGINE_RAW),
+    AgentSpec("greedy-blind-feedback", "greedy-blind that does not retry a skill which failed without an env step",
+              RafaAgent, uses_llm=True, switches=_BLIND | _FEEDBACK),
+    AgentSpec("greedy-blind-imagine-feedback", "greedy-blind-imagine with the same no-retry feedback rule",
+              RafaAgent, uses_llm=True, switches=_BLIND | _IMAGINE_RAW | _FEEDBACK),
 )}
 
 

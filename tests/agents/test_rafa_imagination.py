@@ -65,3 +65,24 @@ def test_the_blind_greedy_planner_sees_every_skill_and_needs_no_lookahead():
     assert seen < options and len(options) == len(blind.model.skills)
     with pytest.raises(ValueError, match="needs lookahead=False"):
         RafaConfig(feasibility_model=False)
+
+
+def test_without_retries_a_step_that_failed_in_an_unchanged_world_is_not_offered_again():
+    """World 1, empty inventory: stone and a pickaxe fail at once (no env step); wood changes the world."""
+    goal = GOALS["collect_stone"]
+    for retry in (True, False):
+        env = CrafterEnv(seed=1)
+        env.reset(seed=1)
+        agent = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False, feasibility_model=False,
+                                                          retry_unchanged=retry))
+
+        def options() -> set[str]:
+            return {c.first for c in agent._candidates(goal, agent.belief())}  # noqa: B023
+
+        for doomed in ("collect stone", "make wood_pickaxe"):
+            action = agent._act(goal, 1, doomed, 100)
+            assert not action.ok and action.env_steps == 0
+        assert options() & {"collect stone", "make wood_pickaxe"} == ({"collect stone", "make wood_pickaxe"}
+                                                                      if retry else set())
+        assert agent._act(goal, 2, "collect wood", 100).env_steps > 0  # the world changed: worth another try
+        assert {"collect stone", "make wood_pickaxe"} <= options()
