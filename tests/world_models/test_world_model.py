@@ -177,6 +177,8 @@ def test_blind_collection_records_attempts_whose_requirements_were_missing(tmp_p
             assert any(inventory[k][t] < n for k, n in requires.items()), (t, SKILL_NAMES[s])
     with pytest.raises(ValueError, match="probabilities"):
         CollectConfig(out=tmp_path, blind=1.5)
+    with pytest.raises(ValueError, match="needs driver 'mix'"):
+        CollectConfig(out=tmp_path, blind=0.1, driver="agent")
 
 
 def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> None:
