@@ -33,6 +33,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
+from agents.llm.adapters import ADAPTER_WEIGHTS
 from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
 
 CHECKPOINTS = "checkpoints"
@@ -233,7 +234,7 @@ def load_checkpoint(checkpoint: Path, model: PeftModel, optimizer: torch.optim.O
                          f"  now   {now}\nresume with the same settings, or start a new --out")
     from peft import set_peft_model_state_dict
 
-    set_peft_model_state_dict(model, load_file(checkpoint / "adapter_model.safetensors"))
+    set_peft_model_state_dict(model, load_file(checkpoint / ADAPTER_WEIGHTS))
     tensors = load_file(checkpoint / OPTIMIZER_FILE)
     torch.set_rng_state(tensors.pop("torch_rng_state"))
     load_optimizer(optimizer, tensors, state.pop("param_groups"))

@@ -18,6 +18,7 @@ from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
 from world_models.train import NonFiniteLossError, TrainConfig, train
 
+SHIPPED = Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny"
 #: Small enough that a CPU update takes well under a second.
 MICRO = {"deter": 32, "stoch": 4, "classes": 4, "hidden": 16, "blocks": 2, "depth": 4, "seq_len": 8}
 
@@ -172,8 +173,7 @@ def test_blind_collection_records_attempts_whose_requirements_were_missing(tmp_p
     assert attempted, "blind=1.0 attempts a skill the player cannot do yet at every step"
     for t, s in enumerate(episode["skill"][:-1]):
         requires = SKILLS[SKILL_NAMES[s]].requires
-        segment_start = t if t == 0 or episode["skill"][t - 1] != s else None
-        if segment_start is not None:
+        if t == 0 or episode["skill"][t - 1] != s:  # the start of an attempt
             assert any(inventory[k][t] < n for k, n in requires.items()), (t, SKILL_NAMES[s])
     with pytest.raises(ValueError, match="probabilities"):
         CollectConfig(out=tmp_path, blind=1.5)
@@ -184,7 +184,7 @@ def test_blind_collection_records_attempts_whose_requirements_were_missing(tmp_p
 def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> None:
     from evals.bench_world_model import open_loop
 
-    model = load_world_model(Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny")
+    model = load_world_model(SHIPPED)
     one = open_loop(model, episodes, context=4, horizon=5, stride=10, samples=1)
     assert one["mse"].shape == one["mse_mean"].shape == one["baseline"].shape == (len(one["mse"]), 5)
     np.testing.assert_allclose(one["mse_mean"], one["mse"], rtol=1e-5)  # the mean of one rollout is that rollout
@@ -197,7 +197,7 @@ def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> 
 def test_counting_probe_imagines_a_table_from_real_wood_in_hand() -> None:
     from evals.bench_world_model import place_table_by_wood
 
-    model = load_world_model(Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny")
+    model = load_world_model(SHIPPED)
     probe = place_table_by_wood(model, worlds=range(1, 3))
     assert [len(probe["by_wood"][n]) for n in "0123"] == [2, 2, 2, 2]  # both worlds have trees next to the start
     assert probe["mean_by_wood"]["0"] < 0.05 < probe["mean_by_wood"]["2"]  # no wood: no table; two: likely
