@@ -110,17 +110,21 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         """What a resumed run must share with the original for their episodes to be one evaluation."""
         spec, agent_config = get_agent(self.agent), self.agent_config()
-        world_model = None
+        world_model = calibration = None
         if agent_config.imagination:  # torch loads with the world model only for agents that imagine
             from agents.imagination import DEFAULT_CHECKPOINT
+            from world_models.calibration import CALIBRATION_FILE
             from world_models.rssm import WEIGHTS_FILE
 
-            world_model = Path(agent_config.world_model or DEFAULT_CHECKPOINT) / WEIGHTS_FILE
+            folder = Path(agent_config.world_model or DEFAULT_CHECKPOINT)
+            world_model = folder / WEIGHTS_FILE
+            calibration = folder / CALIBRATION_FILE if agent_config.imagine_calibrated else None
         identity = {"suite": self.suite.name, "agent": self.agent,
                     "llm": self.planner, "adapter": self.planner_adapter,
                     "adapter_weights": weights_digest(self.planner_adapter and Path(self.planner_adapter,
                                                                                     ADAPTER_WEIGHTS)),
                     "world_model_weights": weights_digest(world_model),
+                    "world_model_calibration": weights_digest(calibration),
                     "privileged": spec.privileged, "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(agent_config)}
@@ -128,10 +132,10 @@ class EvalConfig:
 
 
 def weights_digest(path: Path | None) -> str | None:
-    """A short content hash of a weights file (None without one).
+    """A short content hash of a weights (or calibration) file (None without one).
 
     A path names a folder, not weights: an eval resumed after the folder's adapter or world model was
-    retrained must notice, so run identities record this next to the path.
+    retrained, or its imagination re-calibrated, must notice, so run identities record this next to the path.
     """
     if path is None or not path.is_file():
         return None

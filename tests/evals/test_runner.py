@@ -132,6 +132,13 @@ def test_a_world_model_is_evaluated_by_folder_and_its_weights_are_part_of_the_id
     (world_model / "model.safetensors").write_bytes(b"retrained weights")
     with pytest.raises(SuiteError, match="different world_model_weights"):
         prepare(config, resume=True)
+    recalibrated = EvalConfig(suite, "rafa-imagine", "none", tmp_path / "recalibrated", world_model=str(world_model))
+    prepare(recalibrated, resume=False)
+    (world_model / "calibration.json").write_text(json.dumps({"edges": [0.0, 1.0], "rates": [0.5]}))
+    with pytest.raises(SuiteError, match="different world_model_calibration"):  # re-calibrated in place
+        prepare(recalibrated, resume=True)
+    raw = EvalConfig(suite, "greedy-blind-imagine", "none", tmp_path / "raw", world_model=str(world_model))
+    assert raw.identity()["world_model_calibration"] is None  # raw estimates never read the calibration
 
 
 def test_unknown_agent_lists_the_valid_ones(tmp_path):
