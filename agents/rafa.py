@@ -14,6 +14,7 @@ Each decision:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -39,13 +40,16 @@ SKILL_KINDS = ("expert", "learned")
 HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beats fighting them
 
 
-def make_skill_runner(kind: str) -> SkillRunner:
-    """The function behind the ``act`` tool: scripted experts, or the learned policy (loaded lazily)."""
+def make_skill_runner(kind: str, attempt_budget: int = 0) -> SkillRunner:
+    """The function behind the ``act`` tool: scripted experts, or the learned policy (loaded lazily).
+
+    ``attempt_budget`` > 0: the scripted skills try a skill whose items are missing for that many steps.
+    """
     if kind == "learned":
         from vla.skills import LearnedSkillRunner
 
         return LearnedSkillRunner.from_pretrained()
-    return run_skill
+    return functools.partial(run_skill, attempt_budget=attempt_budget) if attempt_budget else run_skill
 
 
 @dataclass
@@ -95,9 +99,12 @@ class RafaConfig:
             which can run. It asks what the learned world model can stand in for.
         world_model: checkpoint folder imagination loads ("": the shipped one), to evaluate a newly
             trained world model without replacing the shipped checkpoint.
-        retry_unchanged: False keeps a skill that just failed without taking a single env step out of the
-            options until some step changes the world: it would fail the same way. Real feedback, not
-            imagination; the blind planner otherwise picks the same doomed step again and again.
+        retry_unchanged: False keeps a skill that failed out of the options until a skill succeeds or an
+            item is gained or spent: nothing it needs has changed, so it would fail the same way. Real
+            feedback, not imagination; the blind planner otherwise picks the same doomed step again and again.
+        attempt_budget: 0 refuses a skill whose required items are missing before a single step (the skill
+            runner's hand-written check). N > 0 tries it for real for up to N env steps, as a robot without
+            that check would, so a blind planner's mistakes cost env steps (scripted skills only).
     """
 
     horizon: int = 3
@@ -128,6 +135,7 @@ class RafaConfig:
     feasibility_model: bool = True
     world_model: str = ""
     retry_unchanged: bool = True
+    attempt_budget: int = 0
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
@@ -148,6 +156,10 @@ class RafaConfig:
                              "(config.json + model.safetensors, e.g. RUN/checkpoint from `embodia train world-model`)")
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
+        if self.attempt_budget < 0 or (self.attempt_budget and self.skills != "expert"):
+            raise ValueError(f"RafaConfig.attempt_budget must be >= 0 and needs skills='expert' (the learned "
+                             f"policy has no requirement check to skip), got {self.attempt_budget} with "
+                             f"skills={self.skills!r}")
 
 
 class RafaAgent:
@@ -160,8 +172,8 @@ class RafaAgent:
         self.memory = memory if memory is not None else Memory()
         self.config = config or RafaConfig()
         self.model = SkillModel(SKILLS)
-        self.tools = ToolRegistry([ActTool(env, make_skill_runner(self.config.skills)), LookTool(env),
-                                   RecallTool(self.memory)])
+        runner = make_skill_runner(self.config.skills, self.config.attempt_budget)
+        self.tools = ToolRegistry([ActTool(env, runner), LookTool(env), RecallTool(self.memory)])
         self.imagination = None
         if self.config.imagination:
             from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ImagineTool  # torch only when asked
@@ -174,7 +186,7 @@ class RafaAgent:
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
                                    if r.data.get("distrust")}
         self.placed: set[str] = set()
-        self.failed_unchanged: set[str] = set()  # skills that failed since the world last changed (no env step)
+        self.failed_unchanged: set[str] = set()  # skills that failed since the last success or item change
 
     def on(self, step_type: type, callback: Callable[[Step], None]) -> None:
         """Call ``callback`` with every yielded step of ``step_type``."""
@@ -417,9 +429,10 @@ class RafaAgent:
         matched, actual = self._compare(prediction, result)
         if result.ok and SKILLS[skill].verb == "place":
             self.placed.add(SKILLS[skill].target)
-        if result.data.get("steps", 0):
+        items_changed = any(item not in VITALS for item in result.data.get("inventory_delta", {}))
+        if result.ok or items_changed:
             self.failed_unchanged.clear()
-        elif not result.ok:
+        else:
             self.failed_unchanged.add(skill)
         reflection = None if matched else self._reflect(goal, skill, prediction, result, actual)
         self.memory.add("transition", f"{skill}: {actual}", step=world.steps, goal=goal.achievement,

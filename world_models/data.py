@@ -181,7 +181,7 @@ def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
         elif rng.random() < cfg.blind and (infeasible := _missing_requirements(env)):
             name = infeasible[int(rng.integers(len(infeasible)))]
             rec.skill = SKILL_NAMES.index(name)
-            run_skill(rec, name, budget=min(cfg.blind_budget, left), attempt=True)
+            run_skill(rec, name, budget=left, attempt_budget=cfg.blind_budget)
         else:
             name = _choose_skill(env, rng)
             rec.skill = SKILL_NAMES.index(name)

@@ -67,22 +67,27 @@ def test_the_blind_greedy_planner_sees_every_skill_and_needs_no_lookahead():
         RafaConfig(feasibility_model=False)
 
 
-def test_without_retries_a_step_that_failed_in_an_unchanged_world_is_not_offered_again():
-    """World 1, empty inventory: stone and a pickaxe fail at once (no env step); wood changes the world."""
+@pytest.mark.parametrize("attempt_budget", [0, 5])
+def test_without_retries_a_step_that_failed_is_not_offered_again_until_an_item_changes(attempt_budget):
+    """World 1, empty inventory: stone and a pickaxe fail (at once, or after a real try); wood changes things."""
     goal = GOALS["collect_stone"]
     for retry in (True, False):
         env = CrafterEnv(seed=1)
         env.reset(seed=1)
         agent = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False, feasibility_model=False,
-                                                          retry_unchanged=retry))
+                                                          retry_unchanged=retry, attempt_budget=attempt_budget))
 
         def options() -> set[str]:
             return {c.first for c in agent._candidates(goal, agent.belief())}  # noqa: B023
 
-        for doomed in ("collect stone", "make wood_pickaxe"):
-            action = agent._act(goal, 1, doomed, 100)
-            assert not action.ok and action.env_steps == 0
+        tried = agent._act(goal, 1, "collect stone", 100)  # no pickaxe: bare-handed digging does nothing
+        assert not tried.ok
+        assert (0 < tried.env_steps <= attempt_budget) if attempt_budget else tried.env_steps == 0
+        assert env.inventory["stone"] == 0
+        assert not agent._act(goal, 1, "make wood_pickaxe", 100).ok  # no wood, no table in sight
         assert options() & {"collect stone", "make wood_pickaxe"} == ({"collect stone", "make wood_pickaxe"}
                                                                       if retry else set())
-        assert agent._act(goal, 2, "collect wood", 100).env_steps > 0  # the world changed: worth another try
+        assert agent._act(goal, 2, "collect wood", 100).ok  # an item changed: worth another try
         assert {"collect stone", "make wood_pickaxe"} <= options()
+    with pytest.raises(ValueError, match="attempt_budget"):
+        RafaConfig(skills="learned", attempt_budget=5)

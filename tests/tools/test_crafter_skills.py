@@ -99,9 +99,12 @@ def test_missing_tool_and_unknown_skill_fail_cleanly():
 def test_attempt_runs_a_skill_without_its_requirements_and_changes_nothing():
     env = _env(1)
     _ok(env, "collect wood")
-    result = run_skill(env, "place table", budget=6, attempt=True)  # a table costs 2 wood; one in hand
+    result = run_skill(env, "place table", budget=50, attempt_budget=6)  # a table costs 2 wood; one in hand
     assert not result.ok and result.data["steps"] == 6
     assert env.inventory["wood"] == 1 and env.achievements["place_table"] == 0
+    _ok(env, "collect wood")
+    result = run_skill(env, "place table", attempt_budget=6)  # requirements met: the attempt cap does not apply
+    assert result.ok and env.achievements["place_table"] == 1
 
 
 def test_skills_step_through_wrappers():

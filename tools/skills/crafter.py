@@ -576,14 +576,17 @@ def _runner(spec: SkillSpec) -> Callable[[_Run], None]:
     return _RUNNERS[spec.verb]
 
 
-def run_skill(env: gymnasium.Env, name: str, budget: int | None = None, attempt: bool = False) -> ToolResult:
+def run_skill(
+    env: gymnasium.Env, name: str, budget: int | None = None, attempt_budget: int | None = None
+) -> ToolResult:
     """Run the scripted skill ``name`` on ``env`` until it succeeds, fails, or ``budget`` steps pass.
 
-    A skill whose requirements are missing fails at once without a step, unless ``attempt``: then the
-    script runs anyway (placing a table with one wood, mining stone bare-handed), which is how the
-    world model's training data learns what a failed attempt looks like.
+    A skill whose requirements are missing fails at once without a step: the runner's own hand-written
+    check. With ``attempt_budget`` the script is tried anyway for at most that many steps (placing a table
+    with one wood, mining stone bare-handed), as a robot without the check would: the world model's
+    training data learns what a failed attempt looks like, and a blind planner pays for one in env steps.
     """
-    return _execute(env, name, budget, lambda run: _runner(run.spec)(run), attempt)
+    return _execute(env, name, budget, lambda run: _runner(run.spec)(run), attempt_budget)
 
 
 def run_policy_skill(
@@ -604,7 +607,8 @@ def run_policy_skill(
 
 
 def _execute(
-    env: gymnasium.Env, name: str, budget: int | None, body: Callable[[_Run], None], attempt: bool = False
+    env: gymnasium.Env, name: str, budget: int | None, body: Callable[[_Run], None],
+    attempt_budget: int | None = None,
 ) -> ToolResult:
     key = " ".join(name.strip().lower().replace("_", " ").split())
     spec = SKILLS.get(key) or next((s for s in SKILLS.values() if s.name.replace("_", " ") == key), None)
@@ -614,9 +618,11 @@ def _execute(
     run = _Run(env, spec, spec.budget if budget is None else budget)
     missing = {k: n for k, n in spec.requires.items() if run.start_inventory.get(k, 0) < n}
     try:
-        if missing and not attempt:
+        if missing and attempt_budget is None:
             have = ", ".join(f"{run.start_inventory.get(k, 0)} {k}" for k in missing)
             raise _Stop(False, f"need {_items(spec.requires)} to {spec.name} (have {have})")
+        if missing:
+            run.budget = min(run.budget, attempt_budget)
         body(run)
         raise _Stop(False, f"{spec.name} stopped without success")
     except _Stop as stop:
