@@ -25,13 +25,15 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ObservationHistory
+from tools.envs.crafter import CrafterEnv
 from tools.episodes import write_json_atomic
+from tools.skills.crafter import run_skill
 from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
 
 HORIZONS = (1, 5, 16)
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "world_models" / "checkpoints" / "rssm-crafter-tiny"
 
 
 def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], context: int, horizon: int,
@@ -84,9 +86,6 @@ def place_table_by_wood(model: RSSMWorldModel, worlds: range = range(1, 9), veto
     ``told_apart``: the share of worlds where a veto at ``veto`` (``RafaConfig.imagine_veto``) stops the
     one-wood attempt and lets the two-wood one through.
     """
-    from agents.imagination import Imagination, ObservationHistory
-    from tools.envs.crafter import CrafterEnv
-    from tools.skills.crafter import run_skill
 
     imagination = Imagination(model, samples=64, seed=0, calibrate=False)
     per_world = []  # {wood in hand: raw estimate} for each world
@@ -164,7 +163,7 @@ def write_grid(grids: list[tuple[np.ndarray, np.ndarray]], path: Path, every: in
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--data", default="data/world_model/heldout", help="held-out episode shards (collected "
                         f"from seeds {HELDOUT_SEED}+ when missing)")
     parser.add_argument("--context", type=int, default=8)
