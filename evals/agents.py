@@ -16,8 +16,8 @@ greedy-blind  greedy without the skill model's preconditions: every skill  yes  
               is an option
 greedy-blind- greedy-blind + RIG on raw imagined success: imagination      yes        no
 imagine       stands in for the hand-written preconditions
-greedy-blind- greedy-blind that does not retry a skill which just failed   yes        no
-feedback      without changing the world (real feedback, no imagination)
+greedy-blind- greedy-blind that does not retry a failed skill until some    yes        no
+feedback      skill succeeds or an item changes (real feedback)
 greedy-blind- greedy-blind-imagine with the same feedback rule             yes        no
 imagine-
 feedback
@@ -65,7 +65,7 @@ class AgentSpec:
 
 
 #: The planner without the skill model's preconditions; imagination's raw estimate (the calibration was fitted on
-#: steps those preconditions allowed); and not retrying a step that failed in an unchanged world.
+#: steps those preconditions allowed); and not retrying a failed step until a success or an item change.
 _BLIND = {"lookahead": False, "feasibility_model": False}
 _IMAGINE_RAW = {"imagination": True, "imagine_calibrated": False}
 _FEEDBACK = {"retry_unchanged": False}
@@ -87,7 +87,7 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               RafaAgent, uses_llm=True, switches=_BLIND),
     AgentSpec("greedy-blind-imagine", "greedy-blind + RIG: a skill imagined to fail (raw estimate) is revised",
               RafaAgent, uses_llm=True, switches=_BLIND | _IMAGINE_RAW),
-    AgentSpec("greedy-blind-feedback", "greedy-blind that does not retry a skill which failed without an env step",
+    AgentSpec("greedy-blind-feedback", "greedy-blind retrying a failed skill only after a success or an item change",
               RafaAgent, uses_llm=True, switches=_BLIND | _FEEDBACK),
     AgentSpec("greedy-blind-imagine-feedback", "greedy-blind-imagine with the same no-retry feedback rule",
               RafaAgent, uses_llm=True, switches=_BLIND | _IMAGINE_RAW | _FEEDBACK),
