@@ -31,6 +31,7 @@ from tools.episodes import write_json_atomic
 from tools.skills.crafter import run_skill
 from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
 from world_models.env import WorldModelEnv
+from world_models.metrics import ssim
 from world_models.rssm import RSSMWorldModel, load_world_model
 
 HORIZONS = (1, 5, 16)
@@ -38,7 +39,8 @@ HORIZONS = (1, 5, 16)
 
 def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], context: int, horizon: int,
               stride: int, samples: int = 1) -> dict[str, np.ndarray]:
-    """Per-window errors: model/baseline MSE (W, horizon), predicted/real state change at the horizon (W, D).
+    """Per-window errors: model/baseline MSE and SSIM (W, horizon), predicted/real state change at the horizon
+    (W, D), and imagined/real return over the horizon (W,).
 
     ``mse`` scores one imagined rollout (sample 0), as a single imagined future looks; ``mse_mean``
     scores the pixel mean of ``samples`` rollouts under the same actions, the model's expected frame
@@ -46,10 +48,12 @@ def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], cont
     measured on sample 0, twice: from the real start value, and from the model's own reading of the
     start frame (``pred_delta_own``), which is how imagination reads it (a constant bias cancels); and
     as :class:`~agents.imagination.Imagination` reports it (``pred_delta_expected``): the mean change over
-    the ``samples`` rollouts from the model's reading, rounded.
+    the ``samples`` rollouts from the model's reading, rounded. The imagined return sums the reward head
+    (sample 0, and the mean over samples) under the real actions; the real one sums the rewards received.
     """
     world = WorldModelEnv(model, seed=0, render=True)
     mse, mse_mean, base, pred_delta, own_delta, expected_delta, real_delta, grids = [], [], [], [], [], [], [], []
+    sim, sim_mean, sim_base, returns, expected_returns, real_returns = [], [], [], [], [], []
     for episode in episodes:
         frames = len(episode["action"])
         for t0 in range(context - 1, frames - horizon - 1, stride):
@@ -57,16 +61,23 @@ def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], cont
             obs = {"image": episode["image"][start:t0 + 1], "state": episode["state"][start:t0 + 1]}
             reading = world.reset_from(obs, episode["action"][start:t0], batch_size=samples)["state"][0]
             real = episode["image"][t0 + 1:t0 + 1 + horizon].astype(np.float32) / 255  # (H, 64, 64, 3)
-            imagined, expected = [], []
+            imagined, expected, rewards = [], [], np.zeros(samples, np.float32)
             for k in range(horizon):
-                out, _, _ = world.step(np.repeat(episode["action"][t0 + k:t0 + k + 1].astype(np.int64), samples))
+                out, reward, _ = world.step(np.repeat(episode["action"][t0 + k:t0 + k + 1].astype(np.int64), samples))
                 imagined.append(out["image"][0])
                 expected.append(out["image"].astype(np.float32).mean(0))
-            imagined = np.stack(imagined).astype(np.float32) / 255
-            mse_mean.append(((np.stack(expected) / 255 - real) ** 2).mean((1, 2, 3)))
-            last = episode["image"][t0].astype(np.float32) / 255
+                rewards += reward
+            imagined, expected = np.stack(imagined).astype(np.float32) / 255, np.stack(expected) / 255
+            last = np.repeat(episode["image"][t0:t0 + 1].astype(np.float32) / 255, horizon, 0)
             mse.append(((imagined - real) ** 2).mean((1, 2, 3)))
-            base.append(((last[None] - real) ** 2).mean((1, 2, 3)))
+            mse_mean.append(((expected - real) ** 2).mean((1, 2, 3)))
+            base.append(((last - real) ** 2).mean((1, 2, 3)))
+            sim.append(ssim(imagined, real))
+            sim_mean.append(ssim(expected, real))
+            sim_base.append(ssim(last, real))
+            returns.append(rewards[0])
+            expected_returns.append(rewards.mean())
+            real_returns.append(episode["reward"][t0 + 1:t0 + 1 + horizon].sum())
             pred_delta.append(np.round(out["state"][0]) - episode["state"][t0])
             own_delta.append(np.round(np.clip(out["state"][0], 0, 9) - np.clip(reading, 0, 9)))
             expected_delta.append(np.round(np.clip(out["state"], 0, 9).mean(0) - np.clip(reading, 0, 9)))
@@ -75,6 +86,9 @@ def open_loop(model: RSSMWorldModel, episodes: list[dict[str, np.ndarray]], cont
                 grids.append((episode["image"][t0:t0 + 1 + horizon], np.concatenate(
                     [episode["image"][t0:t0 + 1], (imagined * 255).astype(np.uint8)])))
     return {"mse": np.array(mse), "mse_mean": np.array(mse_mean), "baseline": np.array(base),
+            "ssim": np.array(sim), "ssim_mean": np.array(sim_mean), "ssim_baseline": np.array(sim_base),
+            "return": np.array(returns), "return_expected": np.array(expected_returns),
+            "return_real": np.array(real_returns),
             "pred_delta": np.array(pred_delta), "pred_delta_own": np.array(own_delta),
             "pred_delta_expected": np.array(expected_delta),
             "real_delta": np.array(real_delta), "grids": grids}
@@ -106,6 +120,16 @@ def place_table_by_wood(model: RSSMWorldModel, worlds: range = range(1, 9), veto
                                                                for n, ps in by_wood.items()},
             "mean_by_wood": {str(n): float(np.mean(ps)) for n, ps in by_wood.items() if ps},
             "told_apart": float(np.mean([one <= veto < two for one, two in pairs])) if pairs else 0.0}
+
+
+def return_errors(result: dict[str, np.ndarray]) -> dict[str, float]:
+    """Imagined vs real return over the horizon: means, and mean absolute errors against predicting zero."""
+    real = result["return_real"]
+    return {"real_mean": float(real.mean()), "imagined_mean": float(result["return"].mean()),
+            "expected_mean": float(result["return_expected"].mean()),
+            "imagined_mae": float(np.abs(result["return"] - real).mean()),
+            "expected_mae": float(np.abs(result["return_expected"] - real).mean()),
+            "zero_mae": float(np.abs(real).mean())}
 
 
 def change_accuracy(pred: np.ndarray, real: np.ndarray, columns: slice) -> dict[str, float]:
@@ -184,17 +208,21 @@ def main(argv: list[str] | None = None) -> dict:
     episodes = load_episodes(data)
     started = time.time()
     result = open_loop(model, episodes, args.context, max(HORIZONS), args.stride, args.samples)
-    mse, base = result["mse"].mean(0), result["baseline"].mean(0)
+    mse, base, sim_base = result["mse"].mean(0), result["baseline"].mean(0), result["ssim_baseline"].mean(0)
     n_items = 16
     report = {
         "model": args.model, "data": str(data), "episodes": len(episodes), "windows": len(result["mse"]),
         "context": args.context,
         "samples": args.samples,
         **{key: {str(k): {"mse": float(err[k - 1]), "psnr": float(10 * np.log10(1 / err[k - 1])),
+                          "ssim": float(sim[k - 1]),
                           "baseline_mse": float(base[k - 1]),
                           "baseline_psnr": float(10 * np.log10(1 / base[k - 1])),
+                          "baseline_ssim": float(sim_base[k - 1]),
                           "ratio": float(err[k - 1] / base[k - 1])} for k in HORIZONS}
-           for key, err in (("open_loop", mse), ("open_loop_expected", result["mse_mean"].mean(0)))},
+           for key, err, sim in (("open_loop", mse, result["ssim"].mean(0)),
+                                 ("open_loop_expected", result["mse_mean"].mean(0), result["ssim_mean"].mean(0)))},
+        f"return_{max(HORIZONS)}": return_errors(result),
         **{name: {
             "inventory": change_accuracy(result[key], result["real_delta"], slice(0, n_items)),
             "achievements": change_accuracy(result[key], result["real_delta"], slice(n_items, n_items + 22)),
@@ -216,13 +244,20 @@ def main(argv: list[str] | None = None) -> dict:
     report["grid_png"] = str(grid)
 
     table = Table(title=f"World model {Path(args.model).name}: open loop on {report['windows']} held-out windows")
-    for col in ("steps ahead", "prediction", "MSE", "PSNR dB", "copy-last MSE", "copy-last PSNR", "MSE ratio"):
+    for col in ("steps ahead", "prediction", "MSE", "PSNR dB", "SSIM", "copy-last MSE", "copy-last PSNR",
+                "copy-last SSIM", "MSE ratio"):
         table.add_column(col)
     for key, what in (("open_loop", "one rollout"), ("open_loop_expected", f"mean of {args.samples}")):
         for k, row in report[key].items():
-            table.add_row(k, what, f"{row['mse']:.4f}", f"{row['psnr']:.1f}", f"{row['baseline_mse']:.4f}",
-                          f"{row['baseline_psnr']:.1f}", f"{row['ratio']:.2f}")
+            table.add_row(k, what, f"{row['mse']:.4f}", f"{row['psnr']:.1f}", f"{row['ssim']:.3f}",
+                          f"{row['baseline_mse']:.4f}", f"{row['baseline_psnr']:.1f}", f"{row['baseline_ssim']:.3f}",
+                          f"{row['ratio']:.2f}")
     console.print(table)
+    ret = report[f"return_{max(HORIZONS)}"]
+    console.print(f"return over {max(HORIZONS)} steps: real {ret['real_mean']:.3f}, "
+                  f"imagined {ret['imagined_mean']:.3f} "
+                  f"(mean of {args.samples}: {ret['expected_mean']:.3f}); mean abs error {ret['imagined_mae']:.3f} "
+                  f"({ret['expected_mae']:.3f}) vs {ret['zero_mae']:.3f} for predicting zero")
     for kind, start in (("change_accuracy_16", "the real start"), ("change_accuracy_16_own_start", "its reading"),
                         ("change_accuracy_16_expected", f"its reading, mean of {args.samples} rollouts")):
         for name, acc in report[kind].items():

@@ -192,6 +192,12 @@ def test_open_loop_bench_scores_one_rollout_and_the_expected_frame(episodes) -> 
     many = open_loop(model, episodes, context=4, horizon=5, stride=10, samples=8)
     assert (many["mse"] > 0).all() and (many["baseline"] >= 0).all()
     assert not np.allclose(many["mse_mean"], many["mse"])  # eight rollouts differ from the first alone
+    assert many["ssim"].shape == many["ssim_baseline"].shape == many["mse"].shape
+    assert ((many["ssim"] < 1) & (many["ssim"] > -1)).all()
+    np.testing.assert_allclose(one["ssim_mean"], one["ssim"], rtol=1e-5)
+    windows = len(many["mse"])
+    assert many["return"].shape == many["return_expected"].shape == many["return_real"].shape == (windows,)
+    np.testing.assert_allclose(one["return_expected"], one["return"], rtol=1e-5)
 
 
 def test_counting_probe_imagines_a_table_from_real_wood_in_hand() -> None:
@@ -202,3 +208,15 @@ def test_counting_probe_imagines_a_table_from_real_wood_in_hand() -> None:
     assert [len(probe["by_wood"][n]) for n in "0123"] == [2, 2, 2, 2]  # both worlds have trees next to the start
     assert probe["mean_by_wood"]["0"] < 0.05 < probe["mean_by_wood"]["2"]  # no wood: no table; two: likely
     assert 0.0 <= probe["told_apart"] <= 1.0
+
+
+def test_ssim_is_one_for_identical_frames_and_falls_with_noise_and_shift() -> None:
+    from world_models.metrics import ssim
+
+    frames = np.random.default_rng(0).random((3, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(ssim(frames, frames), 1.0, atol=1e-5)
+    noisy = np.clip(frames + np.random.default_rng(1).normal(0, 0.2, frames.shape), 0, 1).astype(np.float32)
+    shifted = np.roll(frames, 8, axis=2)
+    assert (ssim(frames, noisy) < 0.9).all() and (ssim(frames, shifted) < ssim(frames, noisy)).all()
+    with pytest.raises(ValueError, match="one shape"):
+        ssim(frames, frames[:, :32])
