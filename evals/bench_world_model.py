@@ -3,10 +3,11 @@
     python -m evals.bench_world_model --out runs/bench/world_model.json  # default: the shipped tiny model
 
 Open-loop prediction: the model filters ``--context`` real frames, then imagines 16 steps under the
-real actions; images are compared with the real frames (MSE and PSNR on pixels in [0, 1]) against
-the copy-last-frame baseline, and the predicted change of each inventory/achievement value over
-those 16 steps with the real change. Speed: imagined steps per second for a batch of parallel
-rollouts (latent only, as planners use it, and with decoded frames), seconds per training update,
+real actions; images are compared with the real frames (MSE, PSNR and SSIM on pixels in [0, 1]) against
+the copy-last-frame baseline, the imagined return (reward head) with the real one, and the predicted
+change of each inventory/achievement value over those 16 steps with the real change. Speed: imagined
+steps per second for a batch of parallel rollouts (latent only, as planners use it, and with decoded
+frames), seconds per training update,
 peak resident memory. Also writes a PNG grid of real vs imagined frames. Counting: the raw imagined
 success of "place table" (2 wood) after 0-3 real wood chops in fresh worlds, i.e. whether the model
 tells a doomed attempt (one wood) from a feasible one (two), which a planner without preconditions relies on.
@@ -100,7 +101,6 @@ def place_table_by_wood(model: RSSMWorldModel, worlds: range = range(1, 9), veto
     ``told_apart``: the share of worlds where a veto at ``veto`` (``RafaConfig.imagine_veto``) stops the
     one-wood attempt and lets the two-wood one through.
     """
-
     imagination = Imagination(model, samples=64, seed=0, calibrate=False)
     per_world = []  # {wood in hand: raw estimate} for each world
     for seed in worlds:
