@@ -34,7 +34,7 @@ def test_shipped_suites_load():
     assert len(smoke.goals) <= 3 and len(smoke.split("dev")) == 2 and all(s < 100 for s in smoke.split("dev"))
     alone, tries = load_suite("planner-alone"), load_suite("planner-alone-tries")
     assert (tries.goals, tries.seeds) == (alone.goals, alone.seeds)  # only the cost of a mistake differs
-    assert tries.rafa_config().attempt_budget > 0 == alone.rafa_config().attempt_budget
+    assert tries.rafa_config().attempt_budget == 10 and alone.rafa_config().attempt_budget == 0
     for name in builtin_suites():
         load_suite(name).rafa_config()  # every shipped suite's agent overrides are a valid RafaConfig
 
