@@ -73,7 +73,7 @@ class Oracle:
                 return False
             self.survive()
             inv = self.game.inventory
-            missing = next((k for k, n in spec.requires.items() if inv[k] < n), None)
+            missing = next(iter(spec.missing(inv)), None)
             if missing is not None and depth < 6:
                 self.achieve(_GIVER.get(missing) or f"make {missing}", depth + 1)
                 continue

@@ -61,7 +61,7 @@ def run_chain(seed: int, chain: tuple[str, ...] = CHAIN) -> tuple[list[EpisodeBu
     failures: Counter = Counter()
 
     def call(name: str) -> dict[str, Any]:
-        if any(game.inventory.get(k, 0) < n for k, n in SKILLS[name].requires.items()):
+        if SKILLS[name].missing(game.inventory):
             failures[name] += 1
             return {}
         env.buffer = EpisodeBuffer(name)

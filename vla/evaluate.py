@@ -33,7 +33,7 @@ def compare_skills(
         for name in CHAIN:
             if env.player.health <= 0:
                 break
-            if any(env.inventory.get(k, 0) < n for k, n in SKILLS[name].requires.items()):
+            if SKILLS[name].missing(env.inventory):
                 continue
             steps = min(budget, SKILLS[name].budget)
             for label, runner in runners.items():

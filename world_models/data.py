@@ -124,11 +124,6 @@ class _Recorder(gymnasium.Wrapper):
         return {k: np.asarray(v, dtypes[k]) for k, v in self.rows.items()}
 
 
-def _lacks_items(inventory: dict[str, int], name: str) -> bool:
-    """Whether skill ``name`` needs an item the player does not have (enough of)."""
-    return any(inventory[k] < n for k, n in SKILLS[name].requires.items())
-
-
 def _choose_skill(env: CrafterEnv, rng: np.random.Generator) -> str:
     """A feasible skill, favouring the tech tree, achievements not yet unlocked and vitals running low.
 
@@ -138,7 +133,7 @@ def _choose_skill(env: CrafterEnv, rng: np.random.Generator) -> str:
     names, weights = [], []
     for name in SKILL_NAMES:
         spec = SKILLS[name]
-        if name in _SKIPPED or _lacks_items(inv, name):
+        if name in _SKIPPED or spec.missing(inv):
             continue
         weight = 3.0 if spec.achievement and ach[spec.achievement] == 0 else 1.0
         weight += 2.0 * (name in _TECH_TREE)
@@ -157,7 +152,7 @@ def _choose_skill(env: CrafterEnv, rng: np.random.Generator) -> str:
 def _missing_requirements(env: CrafterEnv) -> list[str]:
     """Skills the player cannot do now for lack of an item (the collector's ``blind`` attempts)."""
     inv = env.inventory
-    return [name for name in SKILL_NAMES if name not in _SKIPPED and _lacks_items(inv, name)]
+    return [name for name in SKILL_NAMES if name not in _SKIPPED and SKILLS[name].missing(inv)]
 
 
 def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:

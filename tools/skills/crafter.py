@@ -10,7 +10,7 @@ needs no table nearby, and chopping a tree removes it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import gymnasium
@@ -52,6 +52,10 @@ class SkillSpec:
     achievement: str | None
     budget: int
     description: str
+
+    def missing(self, inventory: Mapping[str, int]) -> dict[str, int]:
+        """The required items ``inventory`` holds too few of, with the amounts required."""
+        return {item: n for item, n in self.requires.items() if inventory.get(item, 0) < n}
 
 
 def _build_skills() -> dict[str, SkillSpec]:
@@ -616,7 +620,7 @@ def _execute(
         message = f"unknown skill {name!r}; known skills: {', '.join(sorted(SKILLS))}"
         return ToolResult(ok=False, text=message, error=message, data={"skill": name, "reason": message})
     run = _Run(env, spec, spec.budget if budget is None else budget)
-    missing = {k: n for k, n in spec.requires.items() if run.start_inventory.get(k, 0) < n}
+    missing = spec.missing(run.start_inventory)
     try:
         if missing and attempt_budget is None:
             have = ", ".join(f"{run.start_inventory.get(k, 0)} {k}" for k in missing)
