@@ -10,12 +10,18 @@
 
 Every problem (bad YAML, unknown key, wrong type, unknown goal) raises :class:`SuiteError`
 naming the file, the line and the key, because a suite is edited by hand and a typo
-should cost seconds, not a wasted run.
+should cost seconds, not a wasted run. Sizes are bounded for the same reason: a suite file
+over :data:`MAX_SUITE_BYTES`, a YAML alias (a few lines of nested aliases expand to gigabytes;
+suites need none) or a goal phrase over :data:`MAX_GOAL_CHARS` is refused before any work.
+The ``agent:`` block is checked against the type hints of :class:`~agents.rafa.RafaConfig`,
+nested values included, so a bad value fails here and not in every episode.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +38,9 @@ OPEN = "open"
 _AGENT_DEFINING = ("lookahead", "replan", "max_env_steps")
 _KEYS = ("name", "description", "env", "goals", "seeds", "max_steps", "steps_per_goal", "agent")
 _REQUIRED = ("env", "goals", "seeds", "max_steps")
+#: Bounds on what a hand-written suite may ask for; shipped suites are under 2 kB with phrases under 40 chars.
+MAX_SUITE_BYTES = 256 * 1024
+MAX_GOAL_CHARS = 200
 
 
 class SuiteError(ValueError):
@@ -63,7 +72,7 @@ class Suite:
 
     def rafa_config(self, **agent_defaults: Any) -> RafaConfig:
         """The agent config for this suite: the agent's own switches, then the suite's overrides."""
-        return RafaConfig(**{**agent_defaults, **self.agent, "max_env_steps": self.max_steps})
+        return build_config(RafaConfig, {**agent_defaults, **self.agent, "max_env_steps": self.max_steps})
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -86,9 +95,16 @@ def resolve_path(spec: str | Path) -> Path:
 def load_suite(spec: str | Path) -> Suite:
     """Read and validate a suite file (or built-in suite name)."""
     path = resolve_path(spec)
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise SuiteError(f"{path}: not a file")
+    if path.stat().st_size > MAX_SUITE_BYTES:
+        raise SuiteError(f"{path}: {path.stat().st_size:,} bytes; a suite file is at most {MAX_SUITE_BYTES:,}")
     try:
-        loader = yaml.SafeLoader(text)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read the suite: {exc}") from None
+    try:
+        loader = _NoAliasLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -101,6 +117,17 @@ def load_suite(spec: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(f"{path}:1: a suite is a mapping of keys ({', '.join(_KEYS)})")
     return _Validator(path, node).suite(data)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``): the one way a few bytes of YAML become gigabytes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{event.anchor}) are not allowed in "
+                                              "suites; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 class _Validator:
@@ -153,6 +180,11 @@ class _Validator:
             raise self.fail(node, "goals", f"must be a non-empty list of goals or {OPEN!r}, got {value!r}")
         goals: list[str] = []
         for item_node, item in zip(node.value, value, strict=True):
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(item_node, "goals", f"each goal is an achievement name or phrase, got {item!r}")
+            if len(item) > MAX_GOAL_CHARS:
+                raise self.fail(item_node, "goals", f"a goal phrase is at most {MAX_GOAL_CHARS} characters, "
+                                                    f"got {len(item):,}")
             achievement = item if item in GOALS else match_goal(str(item)).goal
             achievement = getattr(achievement, "achievement", achievement)
             if achievement is None:
@@ -182,16 +214,84 @@ class _Validator:
             raise self.fail(node, "agent", f"must be a mapping of agent settings, got {value!r}")
         valid = tuple(f.name for f in dataclasses.fields(RafaConfig) if f.name not in _AGENT_DEFINING)
         self.check_keys(node, value, valid, "agent.")
-        for key, setting in value.items():
-            default = getattr(RafaConfig(), key)
-            if type(setting) is not type(default) and not (isinstance(default, float) and type(setting) is int):
-                raise self.fail(self.node(node, key), f"agent.{key}",
-                                f"must be {type(default).__name__}, got {setting!r}")
+        self.check_fields(node, value, RafaConfig, "agent.")
         try:
-            RafaConfig(**value)
-        except ValueError as exc:
+            build_config(RafaConfig, value)
+        except (TypeError, ValueError) as exc:
             raise self.fail(node, "agent", str(exc)) from None
         return dict(value)
+
+    def check_fields(self, node: yaml.Node, value: dict[str, Any], cls: type, prefix: str) -> None:
+        """Each value against its dataclass field's type hint, into nested dataclasses and containers."""
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, setting in value.items():
+            where = self.node(node, key) if isinstance(node, yaml.MappingNode) else node
+            if key not in names:
+                raise self.fail(where, f"{prefix}{key}", f"unknown key; valid keys: {', '.join(sorted(names))}")
+            hint = hints[key]
+            if dataclasses.is_dataclass(hint) and isinstance(setting, dict):
+                self.check_fields(where, setting, hint, f"{prefix}{key}.")
+            elif (problem := type_problem(setting, hint)) is not None:
+                raise self.fail(where, f"{prefix}{key}", problem)
+
+
+def type_problem(value: Any, hint: Any) -> str | None:
+    """Why ``value`` (as YAML parsed it) does not fit the type ``hint``; None when it does.
+
+    Covers what config dataclasses use: bool/int/float/str, Literal, unions (``X | None``), and
+    ``dict``/``list``/``tuple`` of those (YAML has lists only, so a tuple field takes a list).
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        problems = [type_problem(value, arm) for arm in args]
+        return None if None in problems else f"must be {_hint_name(hint)}, got {value!r}"
+    if origin is typing.Literal:
+        return None if value in args else f"must be one of {', '.join(map(repr, args))}, got {value!r}"
+    if hint is type(None):
+        return None if value is None else f"must be null, got {value!r}"
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            return f"must be a mapping ({_hint_name(hint)}), got {value!r}"
+        for key, item in value.items():
+            problem = (type_problem(key, args[0]) if args else None) or (type_problem(item, args[1]) if args else None)
+            if problem is not None:
+                return f"{key!r}: {problem}"
+        return None
+    elif origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, list):
+            return f"must be a list ({_hint_name(hint)}), got {value!r}"
+        items = args[:1] if origin is list or (len(args) == 2 and args[1] is Ellipsis) else args
+        if items and len(items) > 1 and len(items) != len(value):
+            return f"must be a list of {len(items)} items, got {value!r}"
+        for index, item in enumerate(value):
+            problem = type_problem(item, items[0] if len(items) == 1 else items[index]) if items else None
+            if problem is not None:
+                return f"item {index}: {problem}"
+        return None
+    elif dataclasses.is_dataclass(hint):
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, origin or hint)
+    return None if ok else f"must be {_hint_name(hint)}, got {value!r}"
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
+
+
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)``, with a mapping given for a nested dataclass field built into that dataclass."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: build_config(hints[key], value)
+                  if key in hints and dataclasses.is_dataclass(hints[key]) and isinstance(value, dict) else value
+                  for key, value in values.items()})
 
 
 def parse_seeds(value: Any) -> tuple[int, ...]:
