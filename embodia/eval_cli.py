@@ -5,6 +5,8 @@ Flags become an :class:`~evals.runner.EvalConfig`; the work happens in ``evals``
 
 from __future__ import annotations
 
+import shlex
+import sys
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,7 +62,7 @@ def run(
     """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
     from embodia.cli import default_out
     from evals.report import write_report
-    from evals.runner import EvalConfig, run_suite
+    from evals.runner import EvalConfig, EvalInterrupted, run_suite
     from evals.suite import load_suite
 
     try:
@@ -87,13 +89,28 @@ def run(
     except (SuiteError, ResultsError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
+    except EvalInterrupted as exc:
+        console.print(f"interrupted ({exc}): {exc.saved} of {exc.total} episodes are saved in {exc.out}; the "
+                      f"ones in flight were dropped. Finish the run with:\n  {resume_command(exc.out)}",
+                      markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
     except BrokenProcessPool as exc:
-        console.print(f"[red]a worker process died ({exc}); finished episodes are saved — rerun with --resume[/]")
-        raise typer.Exit(1) from exc
+        console.print(f"a worker process died ({exc}); finished episodes are saved. Finish the run with:\n  "
+                      f"{resume_command(config.out)}", markup=False, highlight=False, style="red")
+        raise typer.Exit(1) from None
     report = write_report(config.out)
     errors = sum(r["status"] == "error" for r in records)
     console.print(f"{sum(r['success'] for r in records)}/{len(records)} episodes succeeded"
                   + (f", [red]{errors} raised[/]" if errors else "") + f"\nreport       {report}")
+
+
+def resume_command(out: Path | None) -> str:
+    """The command line that was run, with ``--out`` pinned (the default is a new timestamped folder) and
+    ``--resume``: what the user types to finish an interrupted run."""
+    args = [a for a in sys.argv[1:] if a not in ("--resume", "--no-resume")]
+    if out is not None and not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return shlex.join(["embodia", *args, "--resume"])
 
 
 @eval_app.command("compare")

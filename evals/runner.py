@@ -5,6 +5,12 @@ Every episode goes through :func:`agents.episode.run_episode` — the code path 
 inherited), each loading its own planner once. The parent alone writes ``results.jsonl``, so
 lines never interleave, and ``run.json`` pins what was run so ``--resume`` cannot mix two
 different evaluations into one set of numbers.
+
+A run stopped by SIGINT, SIGTERM or SIGHUP terminates its workers at once (workers also die with a
+parent killed by ``kill -9``: ``PR_SET_PDEATHSIG`` plus a parent-pid watchdog), drops the episodes
+that were in flight — no half record, their folders removed — and raises :class:`EvalInterrupted`,
+so the CLI can say how to ``--resume``. An episode whose record carries an error (it raised, or the
+env did) is recorded as ``status: error``, never ``ok``.
 """
 
 from __future__ import annotations
@@ -15,10 +21,15 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +40,7 @@ from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
 from evals.open_ended import OPEN_GOAL
-from evals.store import RESULTS_FILE, ResultsWriter, load_results
+from evals.store import RESULTS_FILE, ResultsError, ResultsWriter, load_results
 from evals.suite import OPEN, Suite, SuiteError
 from tools.envs.crafter_goals import GOALS
 from tools.episodes import VIDEO_FILE, write_json_atomic
@@ -38,6 +49,24 @@ RUN_FILE = "run.json"
 VideoMode = Literal["none", "failures", "all"]
 #: Summary fields that measure time, not behaviour: the only ones allowed to differ between reruns.
 TIMING_FIELDS = ("wall_seconds", "decision_ms_median", "decision_ms_p95")
+#: Signals that stop a run cleanly; the exit status is 128 + the signal number (130, 143, 129).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class EvalInterrupted(KeyboardInterrupt):
+    """A run stopped by a signal: finished episodes are on disk, the ones in flight were dropped.
+
+    A ``KeyboardInterrupt`` so that code which stops on Ctrl-C stops on SIGTERM too, and so that the
+    ``except Exception`` which turns an episode's crash into a record never swallows it.
+    """
+
+    def __init__(self, signum: int, out: Path | None = None, saved: int = 0, total: int = 0) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.out, self.saved, self.total = signum, out, saved, total
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 @dataclass(frozen=True)
@@ -147,12 +176,15 @@ _planner: LLM | None = None
 
 
 def _load_planner(spec: str | None, adapter: str | None, device: str, dtype: str,
-                  threads: int | None = None) -> None:
-    """Worker start-up: bound torch threads so processes do not fight over cores, load the LLM once.
+                  threads: int | None = None, parent: int | None = None) -> None:
+    """Worker start-up: die with the parent, bound torch threads so processes do not fight over cores,
+    load the LLM once.
 
     Two torch processes spinning two threads each on two cores ran an imagining eval ~10x slower here.
     """
     global _planner
+    if parent is not None:
+        _die_with_parent(parent)
     if threads:
         import torch
 
@@ -170,19 +202,97 @@ def run_job(config: EvalConfig, job: Job) -> dict[str, Any]:
     record: dict[str, Any] = {"episode": job.key, "goal": job.goal, "seed": job.seed, "agent": config.agent,
                               "llm": config.planner, "dir": str(folder.relative_to(config.out))}
     try:
+        if folder.is_dir():  # left by a run killed mid-episode: redo it from nothing, no stale file counts
+            shutil.rmtree(folder)
         goal = OPEN_GOAL if job.goal == OPEN else GOALS[job.goal]
         result = run_episode(goal, seed=job.seed, out_dir=folder, llm=_planner, config=config.agent_config(),
                              video=config.video != "none", make_agent=spec.make_agent(config.suite))
         summary = {k: v for k, v in result.summary.items() if k != "versions"}
         if config.video == "failures" and result.success:
             (folder / VIDEO_FILE).unlink(missing_ok=True)
-        record.update(summary, status="ok", goal=job.goal, goal_phrase=summary["goal"])
+        # run_episode catches what the agent or env raised and keeps its traceback in ``error``
+        record.update(summary, status="error" if summary.get("error") else "ok", goal=job.goal,
+                      goal_phrase=summary["goal"])
         record["video"] = str((folder / VIDEO_FILE).relative_to(config.out)) if (folder / VIDEO_FILE).exists() \
             else None
     except Exception as exc:  # recorded as a failed episode; the suite goes on
         record.update(status="error", success=False, reason=f"{type(exc).__name__}: {exc}",
                       error=traceback.format_exc(), achievements=[], env_steps=0)
     return record
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker exit when ``parent`` does, however it ends (even ``kill -9``).
+
+    An orphaned worker (1.3 GB, a full core) kept writing episode folders that a ``--resume`` would then
+    share. Linux delivers SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); a watchdog thread that
+    polls the parent pid covers other systems and the race of a parent that died before the call. The
+    parent owns Ctrl-C: a terminal's SIGINT reaches the whole group, and the parent stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into :class:`EvalInterrupted` in the main thread, once.
+
+    Further signals while the run cleans up are ignored, so the cleanup itself is never cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        _ignore_stop_signals()
+        raise EvalInterrupted(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _drop_unrecorded(config: EvalConfig, jobs: list[Job]) -> None:
+    """Remove the folders of episodes that have no results line (in flight when the run stopped)."""
+    recorded = {r.get("episode") for r in load_results(config.out / RESULTS_FILE)}
+    for job in jobs:
+        folder = config.out / "episodes" / job.goal / f"seed-{job.seed}"
+        if job.key not in recorded and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and wait until they are gone."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + 5
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 # --- the suite ---
@@ -202,6 +312,10 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
         if changed:
             raise SuiteError(f"cannot resume {config.out}: it was run with different {', '.join(changed)}")
     records = load_results(results_file, repair=True)
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or not isinstance(record.get("episode"), str):
+            raise ResultsError(f"{results_file}:{number}: a record without an 'episode' key; "
+                               "this file was not written by `embodia eval` (or was edited)")
     write_json_atomic(run_file, {"identity": identity, "suite_path": str(config.suite.path),
                                  "versions": versions(), "machine": machine(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
@@ -233,16 +347,26 @@ def run_suite(config: EvalConfig, *, resume: bool = False,
     """Run every unfinished episode; returns all records (old and new), one per job.
 
     ``on_result(record, done, total)`` is called after each episode is on disk (progress bars).
+    A stop signal raises :class:`EvalInterrupted` once the workers are gone and the episodes in
+    flight are dropped; what was recorded stays, and ``--resume`` runs the rest.
     """
     done = {r["episode"]: r for r in prepare(config, resume)}
     todo = [job for job in config.jobs() if job.key not in done]
     total = len(config.jobs())
-    with ResultsWriter(config.out / RESULTS_FILE) as writer:
-        for record in _execute(config, todo):
-            writer.append(record)
-            done[record["episode"]] = record
-            if on_result is not None:
-                on_result(record, len(done), total)
+    with _stop_on_signals():
+        try:
+            with ResultsWriter(config.out / RESULTS_FILE) as writer, closing(_execute(config, todo)) as records:
+                for record in records:
+                    writer.append(record)
+                    done[record["episode"]] = record
+                    if on_result is not None:
+                        on_result(record, len(done), total)
+        except KeyboardInterrupt as exc:  # workers are gone (see _execute); now drop what they left
+            _ignore_stop_signals()
+            _drop_unrecorded(config, todo)
+            saved = len(load_results(config.out / RESULTS_FILE))
+            signum = exc.signum if isinstance(exc, EvalInterrupted) else signal.SIGINT
+            raise EvalInterrupted(signum, config.out, saved, total) from None
     return [done[job.key] for job in config.jobs()]
 
 
@@ -256,14 +380,16 @@ def _execute(config: EvalConfig, jobs: list[Job]) -> Iterator[dict[str, Any]]:
             yield run_job(config, job)
         return
     threads = config.threads or max(1, (os.cpu_count() or 1) // config.workers)
-    with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_load_planner,
-                             initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
-                                       threads)) as pool:
+    pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_load_planner,
+                               initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
+                                         threads, os.getpid()))
+    try:
         futures = [pool.submit(run_job, config, job) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        for future in as_completed(futures):
+            yield future.result()
+    except BaseException:  # a signal, a dead worker or a closed consumer: do not wait for episodes in flight
+        _terminate(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
