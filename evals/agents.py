@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.episode import AgentFactory
+from agents.open_ended import OpenEnded
 from agents.rafa import RafaAgent, RafaConfig
 from evals.baselines import OracleAgent, RandomAgent
-from evals.open_ended import OpenEnded
 from evals.suite import Suite
 
 DEFAULT_LLM = "transformers:smollm2"

@@ -37,9 +37,9 @@ from typing import Any, Literal
 from agents.episode import run_episode, versions
 from agents.llm.adapters import ADAPTER_WEIGHTS
 from agents.llm.base import LLM
+from agents.open_ended import OPEN_GOAL
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
-from evals.open_ended import OPEN_GOAL
 from evals.store import RESULTS_FILE, ResultsError, ResultsWriter, load_results
 from evals.suite import OPEN, Suite, SuiteError
 from tools.envs.crafter_goals import GOALS

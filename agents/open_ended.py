@@ -6,6 +6,9 @@ achievements in :data:`ORDER` (the dependency order the oracle follows: tools be
 needs them, slow or dangerous goals last), skipping any already unlocked, each with at most
 ``steps_per_goal`` env steps, pass after pass while a pass unlocks something new, until the
 episode ends. Every achievement unlocked on the way counts, whichever goal was being pursued.
+
+It drives an agent, so it lives with the agents: the ``crafter-open`` suite (``evals``) and the
+world model's agent-driven data collection (:mod:`agents.collect`) both use it.
 """
 
 from __future__ import annotations
