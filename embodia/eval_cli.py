@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
@@ -36,6 +37,11 @@ eval_app = typer.Typer(cls=_SuiteFirst, no_args_is_help=True, add_completion=Fal
                        help="Evaluate agents over suites of goals × seeds: `embodia eval SUITE`, "
                             "`embodia eval compare RUN RUN …`.")
 console = Console()
+
+
+def say(text: str, style: str | None = None) -> None:
+    """Print text that may hold user input (paths, suite names, YAML) verbatim: no markup, one line per line."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 @eval_app.command("run")
@@ -71,8 +77,8 @@ def run(
                             num_seeds, workers, video, device, dtype, adapter, world_model, threads)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
-        console.print(f"[bold]{loaded.name}[/] · agent {agent} · planner {planner or 'none'} · split {split} "
-                      f"· {total} episodes · {workers} worker{'s' * (workers > 1)} → {config.out}")
+        console.print(f"[bold]{escape(loaded.name)}[/] · agent {agent} · planner {planner or 'none'} · split {split} "
+                      f"· {total} episodes · {workers} worker{'s' * (workers > 1)} → {escape(str(config.out))}")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("ETA"), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:
@@ -87,21 +93,20 @@ def run(
             records = run_suite(config, resume=resume, on_result=advance)
             progress.update(task, completed=total)
     except (SuiteError, ResultsError, ValueError) as exc:
-        console.print(f"[red]{exc}[/]")
+        say(str(exc), "red")
         raise typer.Exit(2) from exc
     except EvalInterrupted as exc:
-        console.print(f"interrupted ({exc}): {exc.saved} of {exc.total} episodes are saved in {exc.out}; the "
-                      f"ones in flight were dropped. Finish the run with:\n  {resume_command(exc.out)}",
-                      markup=False, highlight=False)
+        say(f"interrupted ({exc}): {exc.saved} of {exc.total} episodes are saved in {exc.out}; the ones in flight "
+            f"were dropped. Finish the run with:\n  {resume_command(exc.out)}")
         raise typer.Exit(exc.exit_code) from None
     except BrokenProcessPool as exc:
-        console.print(f"a worker process died ({exc}); finished episodes are saved. Finish the run with:\n  "
-                      f"{resume_command(config.out)}", markup=False, highlight=False, style="red")
+        say(f"a worker process died ({exc}); finished episodes are saved. Finish the run with:\n  "
+            f"{resume_command(config.out)}", "red")
         raise typer.Exit(1) from None
     report = write_report(config.out)
     errors = sum(r["status"] == "error" for r in records)
     console.print(f"{sum(r['success'] for r in records)}/{len(records)} episodes succeeded"
-                  + (f", [red]{errors} raised[/]" if errors else "") + f"\nreport       {report}")
+                  + (f", [red]{errors} raised[/]" if errors else "") + f"\nreport       {escape(str(report))}")
 
 
 def resume_command(out: Path | None) -> str:
@@ -126,7 +131,7 @@ def compare(
     try:
         path = write_comparison(runs, out or default_out("compare", "runs"))
     except (FileNotFoundError, ResultsError) as exc:
-        console.print(f"[red]{exc}[/]")
+        say(str(exc), "red")
         raise typer.Exit(2) from exc
-    console.print(path.read_text())
-    console.print(f"comparison   {path}")
+    say(path.read_text())
+    say(f"comparison   {path}")
