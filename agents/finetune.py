@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,39 +28,17 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from safetensors.torch import load_file, save_file
-from transformers import PreTrainedModel
 
 from agents.llm.adapters import ADAPTER_WEIGHTS
+from tools.lora import LoraSettings
 from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 _RESUMABLE = ("steps", "eval_every", "save_every", "keep_checkpoints")
-
-
-@dataclass
-class LoraSettings:
-    """Which weights get low-rank updates. Attention-only at small rank keeps the adapter a few MB.
-
-    `top_layers` adapts only the last N decoder layers: backpropagation then stops at the lowest
-    adapted layer, so a step costs a forward pass plus N layers of backward instead of three
-    forwards' worth (0 = all layers).
-    """
-
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    top_layers: int = 0
-
-    def peft_config(self, num_layers: int) -> LoraConfig:
-        layers = list(range(num_layers - self.top_layers, num_layers)) if 0 < self.top_layers < num_layers else None
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), layers_to_transform=layers,
-                          task_type="CAUSAL_LM")
 
 
 @dataclass
@@ -171,14 +148,6 @@ def batch_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     out = model(input_ids=batch.input_ids, position_ids=batch.position_ids, logits_to_keep=batch.predictors,
                 use_cache=False)
     return torch.nn.functional.cross_entropy(out.logits[0].float(), batch.labels)
-
-
-def add_lora(model: PreTrainedModel, settings: LoraSettings, seed: int = 0) -> PeftModel:
-    """Wrap `model` (in place) with fresh LoRA weights; `seed` fixes their random initialisation."""
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 method deprecated for v6: noise for users
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, settings.peft_config(model.config.num_hidden_layers))
 
 
 @torch.no_grad()

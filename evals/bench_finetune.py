@@ -49,7 +49,8 @@ def _worker(mode: str, data: list[str], steps: int, batch_examples: int, top_lay
     """Train `steps` steps of `batch_examples` examples with one loop; report tokens/s and peak RSS."""
     import torch
 
-    from agents.finetune import LoraSettings, TrainConfig, add_lora, train
+    from agents.finetune import TrainConfig, train
+    from tools.lora import LoraSettings, add_lora
 
     llm, examples = _train_set(data, steps * batch_examples)
     settings = LoraSettings(top_layers=top_layers)

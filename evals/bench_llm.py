@@ -24,8 +24,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from agents.llm.smollm2 import embedded_model_dir
 from agents.llm.transformers_backend import TransformersLLM
+from tools.models.smollm2 import embedded_model_dir
 
 OPTIONS = [
     " collect wood",

@@ -40,7 +40,7 @@ from agents.llm.base import LLM
 from agents.open_ended import OPEN_GOAL
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
-from evals.store import RESULTS_FILE, ResultsError, ResultsWriter, load_results
+from evals.store import RESULTS_FILE, ResultsWriter, load_results
 from evals.suite import OPEN, Suite, SuiteError
 from tools.envs.crafter_goals import GOALS
 from tools.episodes import VIDEO_FILE, write_json_atomic
@@ -312,10 +312,6 @@ def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
         if changed:
             raise SuiteError(f"cannot resume {config.out}: it was run with different {', '.join(changed)}")
     records = load_results(results_file, repair=True)
-    for number, record in enumerate(records, start=1):
-        if not isinstance(record, dict) or not isinstance(record.get("episode"), str):
-            raise ResultsError(f"{results_file}:{number}: a record without an 'episode' key; "
-                               "this file was not written by `embodia eval` (or was edited)")
     write_json_atomic(run_file, {"identity": identity, "suite_path": str(config.suite.path),
                                  "versions": versions(), "machine": machine(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})

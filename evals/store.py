@@ -3,8 +3,10 @@
 Each line is written whole with one ``write`` on an ``O_APPEND`` descriptor and fsync'ed
 before the episode counts as done. A run killed mid-write leaves a last line without its
 newline (or with broken JSON); :func:`load_results` cuts it off so ``--resume`` redoes that
-episode. A broken line anywhere else means the file was edited or damaged: that is an error,
-never silently skipped, because skipping would drop an episode from the numbers.
+episode. A broken line anywhere else, or a record without its ``episode`` key, means the file
+was edited or damaged: that is an error naming file and line, never silently skipped, because
+skipping would drop an episode from the numbers. (Unlike :func:`tools.io.read_jsonl`, a last line
+that parses but lacks its newline also counts as torn: the next append would glue onto it.)
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tools.io import CorruptFileError, fsync_dir
+
 RESULTS_FILE = "results.jsonl"
+#: What every record has, and what resume, progress and reports read from any record.
+REQUIRED_KEYS = ("episode", "status", "success")
 
 
-class ResultsError(ValueError):
+class ResultsError(CorruptFileError):
     """A results file that cannot be trusted; the message names file and line."""
 
 
@@ -36,7 +42,7 @@ def load_results(path: str | Path, *, repair: bool = False) -> list[dict[str, An
         try:
             if not line.endswith(b"\n"):
                 raise ValueError("no newline")
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             if offset + len(line) < len(data):
                 raise ResultsError(f"{path}:{number}: corrupt record in the middle of the file") from None
@@ -46,6 +52,11 @@ def load_results(path: str | Path, *, repair: bool = False) -> list[dict[str, An
                     handle.flush()
                     os.fsync(handle.fileno())
             break
+        missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else list(REQUIRED_KEYS)
+        if missing or not isinstance(record["episode"], str):
+            raise ResultsError(f"{path}:{number}: not an episode record (missing {', '.join(missing) or 'episode'});"
+                               " this file was not written by `embodia eval`, or was edited")
+        records.append(record)
         offset += len(line)
     return records
 
@@ -56,7 +67,10 @@ class ResultsWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:  # the file's entry in its folder must survive a power cut as well as its lines
+            fsync_dir(self.path.parent)
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")

@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture(scope="session")
 def embedded_model_dir():
     """Path of the cached safetensors copy of the embedded SmolLM2 (converted on first use, ~30 s)."""
-    from agents.llm.smollm2 import embedded_model_dir as locate
+    from tools.models.smollm2 import embedded_model_dir as locate
 
     return locate()
 

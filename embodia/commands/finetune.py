@@ -68,9 +68,10 @@ def planner(
     merge: Annotated[bool, typer.Option(help="also write base+adapter as one safetensors model in OUT/merged")] = False,
 ) -> None:
     """Train a LoRA adapter for the planner LLM on the agent's own decisions (prompt → chosen subgoal)."""
-    from agents.finetune import LoraSettings, StepLog, TrainConfig
+    from agents.finetune import StepLog, TrainConfig
     from agents.planner_data import TraceError
     from agents.planner_tuning import PlannerFinetuneConfig, finetune_planner, merge_adapter
+    from tools.lora import LoraSettings
 
     train = TrainConfig(steps=steps, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
                         eval_every=eval_every, save_every=save_every, seed=seed,

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import prompts
 from agents.episode import run_episode
-from agents.finetune import LoraSettings, TrainConfig, add_lora, batch_loss, eval_loss, latest_checkpoint, pack, train
+from agents.finetune import TrainConfig, batch_loss, eval_loss, latest_checkpoint, pack, train
 from agents.llm import make_llm
 from agents.llm.adapters import (
     DEFAULT_PLANNER_ADAPTER,
@@ -40,6 +40,7 @@ from agents.planner_data import (
 from agents.planner_tuning import tokenize
 from embodia.cli import app
 from tools.episodes import LOG_FILE, read_log
+from tools.lora import LoraSettings, add_lora
 
 CONFIG = TrainConfig(steps=4, lr=5e-3, warmup_steps=1, batch_tokens=256, eval_every=4, save_every=2, seed=0,
                      lora=LoraSettings(rank=4, alpha=8, top_layers=1))

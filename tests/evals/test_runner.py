@@ -186,3 +186,36 @@ def test_the_planner_loads_the_adapter_embodia_run_would(tmp_path):
     assert EvalConfig(suite, "rafa", "transformers:smollm2", tmp_path, adapter="none").planner_adapter is None
     assert EvalConfig(suite, "rafa", "none", tmp_path).planner_adapter is None  # critic only: nothing to adapt
     assert EvalConfig(suite, "oracle", "transformers:smollm2", tmp_path).planner_adapter is None
+
+
+def test_a_results_line_that_is_no_episode_record_is_refused_naming_file_and_line(tmp_path):
+    from evals.store import ResultsError
+
+    config = EvalConfig(load_suite("smoke"), "oracle", None, tmp_path, num_seeds=1)
+    run_suite(config)
+    results = tmp_path / RESULTS_FILE
+    with results.open("a") as handle:
+        handle.write('{"goal": "collect_wood", "success": true}\n')
+    with pytest.raises(ResultsError, match=rf"^{results}:4: not an episode record \(missing episode, status\)"):
+        run_suite(config, resume=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_in_process_drops_the_episode_in_flight_and_resume_finishes(tmp_path, sig):
+    from evals.runner import EvalInterrupted
+
+    config = EvalConfig(load_suite("smoke"), "rafa", "none", tmp_path, num_seeds=2, threads=1)
+
+    def stop_after_first(record, done, total):
+        if done == 1:  # the handler raises at once, in the loop that records episodes
+            os.kill(os.getpid(), sig)
+
+    previous = signal.getsignal(sig)
+    with pytest.raises(EvalInterrupted) as stopped:
+        run_suite(config, on_result=stop_after_first)
+    assert signal.getsignal(sig) == previous  # handlers restored for whatever runs next in this process
+    assert (stopped.value.exit_code, stopped.value.saved, stopped.value.total) == (128 + sig, 1, 6)
+    recorded = {r["dir"] for r in load_results(tmp_path / RESULTS_FILE)}
+    assert {str(p.relative_to(tmp_path)) for p in (tmp_path / "episodes").glob("*/*")} == recorded
+    finished = run_suite(config, resume=True)
+    assert behaviour(finished) == behaviour(run_suite(dataclasses.replace(config, out=tmp_path / "whole")))

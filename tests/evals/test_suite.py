@@ -82,3 +82,61 @@ def test_missing_key_and_unknown_split(tmp_path):
     with pytest.raises(SuiteError, match=r"built-in suites: crafter-goals, crafter-open, .*smoke") as error:
         load_suite("no-such-suite")
     assert set(builtin_suites()) <= set(str(error.value).split(": ")[-1].split(", "))
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), [
+    ("  max_decisions: 10", "  vital_thresholds: {food: many}", 9, ["agent.vital_thresholds", "'food'", "int"]),
+    ("  max_decisions: 10", "  vital_thresholds: [4, 4]", 9, ["agent.vital_thresholds", "mapping"]),
+    ("  max_decisions: 10", "  llm_weight: yes", 9, ["agent.llm_weight", "float", "True"]),
+    ("  max_decisions: 10", "  world_model: 3", 9, ["agent.world_model", "str"]),
+    ("goals: [collect_wood, make a wooden pickaxe]", "goals: [collect_wood, [place_table]]", 3,
+     ["goals", "achievement name or phrase", "['place_table']"]),
+    ("goals: [collect_wood, make a wooden pickaxe]", "goals: [collect_wood, {a: 1}]", 3, ["goals", "{'a': 1}"]),
+])
+def test_nested_and_unhashable_values_are_refused_with_file_line_and_key(tmp_path, old, new, line, words):
+    path = write(tmp_path, VALID.replace(old, new))
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    for word in words:
+        assert word in message, message
+
+
+def test_good_nested_values_reach_the_agent_config(tmp_path):
+    suite = load_suite(write(tmp_path, VALID.replace("  max_decisions: 10",
+                                                     "  vital_thresholds: {food: 3}\n  llm_weight: 1")))
+    config = suite.rafa_config()
+    assert config.vital_thresholds == {"food": 3} and config.llm_weight == 1
+
+
+def test_type_problem_follows_the_type_hints():
+    from typing import Literal
+
+    from evals.suite import type_problem
+
+    assert type_problem(3, int) is None and type_problem(True, int) is not None
+    assert type_problem(3, float) is None and type_problem("3", float) is not None
+    assert type_problem(None, str | None) is None and type_problem(1, str | None) is not None
+    assert type_problem("a", Literal["a", "b"]) is None and "one of" in type_problem("c", Literal["a", "b"])
+    assert type_problem([1, 2], tuple[int, ...]) is None and "item 1" in type_problem([1, "x"], list[int])
+    assert "'k'" in type_problem({"k": "v"}, dict[str, int])
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    path = write(tmp_path, VALID.replace("goals: [collect_wood, make a wooden pickaxe]", bomb + "goals: *i"))
+    with pytest.raises(SuiteError, match=rf"^{path}:\d+:\d+: invalid YAML: YAML aliases \(\*a\) are not allowed"):
+        load_suite(path)
+
+
+def test_an_oversized_suite_file_is_refused_unread(tmp_path):
+    from evals.suite import MAX_SUITE_BYTES
+
+    path = write(tmp_path, VALID + "#" * MAX_SUITE_BYTES)
+    with pytest.raises(SuiteError, match="a suite file is at most"):
+        load_suite(path)
+    long_goal = VALID.replace("make a wooden pickaxe", "make " * 100)
+    with pytest.raises(SuiteError, match="at most 200 characters"):
+        load_suite(write(tmp_path, long_goal))
