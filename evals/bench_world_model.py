@@ -28,6 +28,7 @@ from rich.table import Table
 
 from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ObservationHistory
 from tools.envs.crafter import CrafterEnv
+from tools.episode_dataset import SHARD_GLOB
 from tools.episodes import write_json_atomic
 from tools.skills.crafter import run_skill
 from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
@@ -188,7 +189,7 @@ def write_grid(grids: list[tuple[np.ndarray, np.ndarray]], path: Path, every: in
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--data", default="data/world_model/heldout", help="held-out episode shards (collected "
+    parser.add_argument("--data", default="data/world_model/heldout", help="held-out episode dataset (collected "
                         f"from seeds {HELDOUT_SEED}+ when missing)")
     parser.add_argument("--context", type=int, default=8)
     parser.add_argument("--stride", type=int, default=24)
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     model = load_world_model(args.model)
     data = Path(args.data)
-    if not any(data.glob("*.npz")):
+    if not any(data.glob(SHARD_GLOB)):
         collect(CollectConfig(out=data, episodes=8, steps=300, seed=HELDOUT_SEED, episodes_per_shard=8))
     episodes = load_episodes(data)
     started = time.time()

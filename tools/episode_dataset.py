@@ -1,24 +1,33 @@
 """Episode datasets: one row per env step, parquet shards readable by 🤗 ``datasets`` (DESIGN §6).
 
-The column names follow LeRobot (``episode_index``, ``frame_index``, ``observation.image``, ...)
-so the files read like LeRobot's and other tools can load them. Images are stored as PNG bytes
-(lossless, ~10x smaller than raw 64x64x3). Each shard is written whole via a temp file + rename,
-so a killed writer never leaves half a shard and a rerun can skip the shards that exist.
+The one dataset format of the project: policies (``vla/data.py``) and the world model
+(``world_models/data.py``) read it, every collector behind ``embodia collect`` writes it. The column
+names follow LeRobot (``episode_index``, ``frame_index``, ``observation.image``, ...) so the files
+read like LeRobot's and other tools can load them; they are the constants below, used by every
+writer and reader. Images are stored as PNG bytes (lossless, ~10x smaller than raw 64x64x3).
 
-This lives beside ``tools/episodes.py`` (the per-run JSONL record) rather than inside it: it is
-a different record (training rows, not a run log), pulls in pyarrow/PIL, and grew past ~150 lines.
+Optional columns carry what only some readers need: ``skill`` (index into the world model's skill
+list, -1 for random actions) and ``is_terminal`` (the world ended at this observation: the player
+died) for the world model, ``language_motion`` for RT-H. A world-model episode also keeps its final
+observation as a last row with ``action`` = :data:`NO_ACTION` and reward 0: the model must see the
+frame a death leads to. Each shard is written whole through :func:`tools.io.atomic_write_bytes`, so
+a killed writer never leaves half a shard and a rerun can skip the shards that exist.
+
+This lives beside ``tools/episodes.py`` (the per-run JSONL log) rather than inside it: it is a
+different record (training rows, not a run log) and pulls in pyarrow/PIL.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tools.io import atomic_write_bytes, atomic_write_text
 
 EPISODE_INDEX = "episode_index"
 FRAME_INDEX = "frame_index"
@@ -28,10 +37,17 @@ ACTION = "action"
 INSTRUCTION = "instruction"
 REWARD = "reward"
 DONE = "done"
+SKILL = "skill"
+IS_TERMINAL = "is_terminal"
+LANGUAGE_MOTION = "language_motion"
 #: Every episode dataset has these columns; readers check them with :func:`check_columns`.
 REQUIRED_COLUMNS: tuple[str, ...] = (
     EPISODE_INDEX, FRAME_INDEX, OBS_IMAGE, OBS_STATE, ACTION, INSTRUCTION, REWARD, DONE,
 )
+#: Written when every episode of a shard carries them; readers ask for them with ``optional=``.
+OPTIONAL_COLUMNS: tuple[str, ...] = (SKILL, IS_TERMINAL, LANGUAGE_MOTION)
+#: The ``action`` of a row that records an observation no action followed (a world-model episode's end).
+NO_ACTION = -1
 SHARD_GLOB = "data/*.parquet"
 CARD_FILE = "README.md"
 
@@ -46,6 +62,7 @@ class EpisodeBuffer:
 
     ``reward`` is what the action earned; ``done`` marks the episode's last row. An action is an
     index (discrete envs: stored as int64) or a vector (continuous envs: stored as a float32 list).
+    ``skills``, ``terminals`` and ``motions`` fill the optional columns when given for every step.
     """
 
     instruction: str
@@ -53,14 +70,26 @@ class EpisodeBuffer:
     states: list[np.ndarray] = field(default_factory=list)
     actions: list[int | np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    skills: list[int] = field(default_factory=list)
+    terminals: list[bool] = field(default_factory=list)
+    motions: list[str] = field(default_factory=list)
 
-    def add(self, obs: dict[str, np.ndarray], action: int | np.ndarray, reward: float) -> None:
+    def add(self, obs: dict[str, np.ndarray], action: int | np.ndarray, reward: float, *, skill: int | None = None,
+            terminal: bool | None = None, motion: str | None = None) -> None:
         self.images.append(np.asarray(obs["image"], np.uint8))
         self.states.append(np.asarray(obs["state"], np.float32))
         value = np.asarray(action)
         discrete = value.ndim == 0 and np.issubdtype(value.dtype, np.integer)
         self.actions.append(int(value) if discrete else np.atleast_1d(value).astype(np.float32))
         self.rewards.append(float(reward))
+        for values, extra in ((self.skills, skill), (self.terminals, terminal), (self.motions, motion)):
+            if extra is not None:
+                values.append(extra)
+
+    def optional(self) -> dict[str, list]:
+        """The optional columns this episode fills for every step."""
+        columns = {SKILL: self.skills, IS_TERMINAL: self.terminals, LANGUAGE_MOTION: self.motions}
+        return {name: values for name, values in columns.items() if values and len(values) == len(self)}
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -81,18 +110,27 @@ def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.uint8)
 
 
-def write_shard(path: str | Path, episodes: Sequence[EpisodeBuffer], first_episode_index: int) -> int:
-    """Write ``episodes`` (numbered from ``first_episode_index``) as one parquet file; returns rows written.
+def write_shard(path: str | Path, episodes: Sequence[EpisodeBuffer], first_episode_index: int = 0, *,
+                indices: Sequence[int] | None = None) -> int:
+    """Write ``episodes`` as one parquet file atomically; returns rows written.
 
-    ``action`` is int64 for discrete episodes and a float32 list for continuous ones (LeRobot's layout).
+    Episodes are numbered from ``first_episode_index``, or by ``indices`` (e.g. their world seeds, which
+    keep episode indices unique when shards of several collections share a folder). ``action`` is int64 for
+    discrete episodes and a float32 list for continuous ones (LeRobot's layout). An optional column is
+    written when every non-empty episode fills it.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns: dict[str, list[Any]] = {name: [] for name in REQUIRED_COLUMNS}
-    for offset, episode in enumerate(episodes):
+    numbers = list(indices) if indices is not None else [first_episode_index + i for i in range(len(episodes))]
+    if len(numbers) != len(episodes):
+        raise ValueError(f"write_shard: {len(episodes)} episodes but {len(numbers)} indices")
+    filled = [e for e in episodes if len(e)]
+    optional = [c for c in OPTIONAL_COLUMNS if filled and all(c in e.optional() for e in filled)]
+    columns: dict[str, list[Any]] = {name: [] for name in (*REQUIRED_COLUMNS, *optional)}
+    for number, episode in zip(numbers, episodes, strict=True):
         n = len(episode)
-        columns[EPISODE_INDEX] += [first_episode_index + offset] * n
+        columns[EPISODE_INDEX] += [number] * n
         columns[FRAME_INDEX] += list(range(n))
         columns[OBS_IMAGE] += [encode_png(image) for image in episode.images]
         columns[OBS_STATE] += [state.tolist() for state in episode.states]
@@ -100,19 +138,21 @@ def write_shard(path: str | Path, episodes: Sequence[EpisodeBuffer], first_episo
         columns[INSTRUCTION] += [episode.instruction] * n
         columns[REWARD] += episode.rewards
         columns[DONE] += [i == n - 1 for i in range(n)]
-    continuous = any(isinstance(e.actions[0], np.ndarray) for e in episodes if len(e))
+        extras = episode.optional()
+        for name in optional:
+            columns[name] += extras.get(name, [])
+    continuous = any(isinstance(e.actions[0], np.ndarray) for e in filled)
+    types = {SKILL: pa.int64(), IS_TERMINAL: pa.bool_(), LANGUAGE_MOTION: pa.string()}
     schema = pa.schema([
         (EPISODE_INDEX, pa.int64()), (FRAME_INDEX, pa.int64()), (OBS_IMAGE, pa.binary()),
         (OBS_STATE, pa.list_(pa.float32())), (ACTION, pa.list_(pa.float32()) if continuous else pa.int64()),
         (INSTRUCTION, pa.string()),
-        (REWARD, pa.float32()), (DONE, pa.bool_()),
+        (REWARD, pa.float32()), (DONE, pa.bool_()), *((name, types[name]) for name in optional),
     ])
     table = pa.table(columns, schema=schema)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
     return table.num_rows
 
 
@@ -143,15 +183,22 @@ def check_columns(names: Iterable[str], required: Sequence[str] = REQUIRED_COLUM
         raise MissingColumnsError(f"{where} is missing columns {missing}; expected all of {list(required)}")
 
 
-def load_episode_dataset(root: str | Path, columns: Sequence[str] | None = None):
-    """Load the shards under ``root`` as a 🤗 ``datasets.Dataset`` after checking the columns."""
+def load_episode_dataset(root: str | Path, columns: Sequence[str] | None = None, optional: Sequence[str] = ()):
+    """Load the shards under ``root`` as a 🤗 ``datasets.Dataset`` after checking the columns.
+
+    With ``columns`` only those are kept, plus each of ``optional`` the shards have (a reader that can do
+    without them checks ``column_names``).
+    """
     import datasets
     import pyarrow.parquet as pq
 
     files = shard_files(root)
-    check_columns(pq.read_schema(files[0]).names, columns or REQUIRED_COLUMNS, where=str(root))
+    names = pq.read_schema(files[0]).names
+    check_columns(names, columns or REQUIRED_COLUMNS, where=str(root))
     dataset = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
-    return dataset.select_columns(list(columns)) if columns else dataset
+    if not columns:
+        return dataset
+    return dataset.select_columns([*columns, *(c for c in optional if c in names and c not in columns)])
 
 
 def write_dataset_card(root: str | Path, title: str, facts: dict[str, Any], counts: dict[str, int],
@@ -163,11 +210,8 @@ def write_dataset_card(root: str | Path, title: str, facts: dict[str, Any], coun
     lines += ["", "| instruction | episodes |", "|---|---|"]
     lines += [f"| {name} | {n} |" for name, n in sorted(counts.items())]
     columns = ", ".join(f"`{c}`" for c in REQUIRED_COLUMNS)
-    lines += ["", f"Columns: {columns}. `observation.image` holds PNG bytes; `action` is {action}.",
+    lines += ["", f"Columns: {columns} (and, where written, {', '.join(f'`{c}`' for c in OPTIONAL_COLUMNS)}). "
+              f"`observation.image` holds PNG bytes; `action` is {action}.",
               "", "```python", "import datasets",
               f'ds = datasets.load_dataset("parquet", data_files="{SHARD_GLOB}", split="train")', "```", ""]
-    path = Path(root) / CARD_FILE
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(root) / CARD_FILE, "\n".join(lines))

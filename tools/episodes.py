@@ -1,21 +1,31 @@
-"""The episode record: one folder per episode with ``episode.jsonl``, ``summary.json``, ``video.mp4``.
+"""The run log: one folder per episode with ``episode.jsonl``, ``summary.json``, ``video.mp4``.
 
-It lives with the envs that produce it (DESIGN §2) and is read by agents, evals,
-VLA and world-model training. ``RecordEpisode`` is a gymnasium wrapper, so every
-env step is recorded no matter which skill or policy drove it; agent decisions
-are written into the same log with :meth:`EpisodeLog.write`.
+It lives with the envs that produce it (DESIGN §2) and is read by agents, evals and the
+imagination calibration. ``RecordEpisode`` is a gymnasium wrapper, so every env step is recorded
+no matter which skill or policy drove it; agent decisions are written into the same log with
+:meth:`EpisodeLog.write`.
+
+Why the log stays JSONL and is not the episode dataset (``tools/episode_dataset.py``, parquet):
+it is a log, appended and flushed record by record while the run goes, so a killed run keeps
+every step before the kill (:func:`tools.io.read_jsonl` drops the torn last line), and it mixes
+decision, reflection and step records of different shapes; parquet is written a whole shard at a
+time. Where the two overlap they share names: a step record's ``action`` and ``reward`` are the
+dataset's :data:`~tools.episode_dataset.ACTION` and :data:`~tools.episode_dataset.REWARD` columns
+(here the action's name, which a reader of the log wants; the dataset stores its index).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from tools.episode_dataset import ACTION, REWARD
+from tools.io import atomic_write_json, read_jsonl
 
 LOG_FILE = "episode.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -53,26 +63,15 @@ class EpisodeLog:
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """Read an episode log; a truncated final line (interrupted write) is dropped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number != len(lines):
-                raise ValueError(f"{path}:{number}: corrupt log line") from None
-    return records
+    """Read an episode log; a truncated final line (interrupted write) is dropped, a corrupt line
+    before it raises :class:`tools.io.CorruptFileError` naming the line."""
+    return read_jsonl(path)
 
 
 def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write JSON via temp file + rename so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """A run's JSON file (summary, world, metrics) through :func:`tools.io.atomic_write_json`; numpy values
+    from envs and models become plain JSON first."""
+    return atomic_write_json(path, _jsonable(data))
 
 
 class VideoWriter:
@@ -129,8 +128,8 @@ class RecordEpisode(gym.Wrapper):
         unlocked = sorted(k for k, v in achievements.items() if v > self._achievements.get(k, 0))
         self._achievements = dict(achievements)
         name = self.action_names[int(action)] if self.action_names else action
-        self.log.write("step", t=self.steps, action=name, reward=float(reward), terminated=terminated,
-                       truncated=truncated, inventory=info.get("inventory", {}), unlocked=unlocked)
+        self.log.write("step", **{"t": self.steps, ACTION: name, REWARD: float(reward), "terminated": terminated,
+                                  "truncated": truncated, "inventory": info.get("inventory", {}), "unlocked": unlocked})
         self._record_frame()
         return obs, reward, terminated, truncated, info
 

@@ -7,9 +7,13 @@ replaced by uniform-random ones with probability ``epsilon``, interleaved with s
 bursts. Each step records which skill drove it (-1 for random actions), which trains the
 skill-conditioned action prior used to roll skills forward in imagination.
 
-Storage is ``.npz`` shards (``np.savez_compressed``, read with ``allow_pickle=False``), written
-atomically. :func:`load_episodes` also reads the project's parquet episode datasets
-(``tools/episode_dataset.py``) when a folder holds those instead (no skill labels there).
+Storage is the project's one episode dataset (``tools/episode_dataset.py``: parquet shards, one row
+per frame, with the optional ``skill`` and ``is_terminal`` columns); :func:`load_episodes` reads any
+such dataset (expert demonstrations too, without skill labels) back into frames.
+
+The ``agent`` driver needs the agent stack, which this layer may not import (DESIGN §2): it is
+``agents.collect.drive_with_agent``, passed in from above as ``drive`` (``embodia collect --for
+world-model --driver agent`` composes it).
 
 World seeds start at 10,000 (held-out bench episodes at 20,000), disjoint from the eval suites'
 dev (0-4) and heldout (100-119) seeds.
@@ -17,9 +21,7 @@ dev (0-4) and heldout (100-119) seeds.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,23 @@ import numpy as np
 import torch
 
 from tools.envs.crafter import ACHIEVEMENTS, ACTION_NAMES, CrafterEnv
+from tools.episode_dataset import (
+    ACTION,
+    EPISODE_INDEX,
+    IS_TERMINAL,
+    NO_ACTION,
+    OBS_IMAGE,
+    OBS_STATE,
+    REWARD,
+    SHARD_GLOB,
+    SKILL,
+    EpisodeBuffer,
+    decode_png,
+    load_episode_dataset,
+    write_dataset_card,
+)
+from tools.episode_dataset import write_shard as write_dataset_shard
+from tools.io import atomic_write_json
 from tools.skills.crafter import SKILLS, run_skill
 
 #: Skills in a fixed order: the world model's action prior is indexed by position in this tuple.
@@ -39,6 +58,12 @@ _SKIPPED = frozenset({"collect diamond", "fight skeleton", "eat plant"})
 #: Random actions never include "sleep": falling asleep in the open gets the player killed within steps.
 _RANDOM_ACTIONS = np.array([i for i, name in enumerate(ACTION_NAMES) if name != "sleep"])
 DRIVERS = ("mix", "agent")
+#: Each episode's ``instruction`` in the dataset: what drove it.
+_INSTRUCTIONS = {"mix": "random feasible skills mixed with random actions",
+                 "agent": "the critic-only RAFA agent over the open-ended achievement order"}
+META_FILE = "meta.json"
+_NEEDS_AGENT = ("CollectConfig.driver 'agent' needs the agent's driver passed as drive= "
+                "(agents.collect.drive_with_agent; `embodia collect --for world-model --driver agent` passes it)")
 _TECH_TREE = frozenset({"collect wood", "place table", "make wood_pickaxe", "make wood_sword", "collect stone",
                         "make stone_pickaxe", "collect coal", "place furnace"})
 
@@ -48,7 +73,7 @@ class CollectConfig:
     """What to collect.
 
     Args:
-        out: folder for ``shard-XXXXX.npz`` files (+ ``meta.json``).
+        out: dataset folder: ``data/shard-XXXXX.parquet`` (+ ``meta.json`` and a ``README.md`` card).
         episodes: number of episodes.
         steps: env steps per episode (fewer if the player dies).
         seed: world seed of the first episode; episode i uses ``seed + i``.
@@ -58,7 +83,8 @@ class CollectConfig:
         episodes_per_shard: episodes stored together in one shard.
         driver: "mix" chains random feasible skills (broad coverage, mostly early deaths); "agent" lets
             the critic-only RAFA agent walk the open-ended goal order, so the data shows the skill mix
-            and the deep tech tree the agent actually reaches (actions still swapped with ``epsilon``).
+            and the deep tech tree the agent actually reaches (actions still swapped with ``epsilon``;
+            the driver itself comes from ``agents.collect``, see the module docstring).
         blind: ("mix" only) probability that the next segment attempts a skill whose requirements are
             missing (a table from one wood, stone without a pickaxe). Feasible skills alone never show
             a failed attempt, so a model trained on them imagines every attempt succeeding.
@@ -91,8 +117,11 @@ class CollectConfig:
                              f"got driver {self.driver!r}")
 
 
-class _Recorder(gymnasium.Wrapper):
-    """Records every step (whoever drives it) and swaps in random actions with probability epsilon."""
+class Recorder(gymnasium.Wrapper):
+    """Records every step (whoever drives it) and swaps in random actions with probability epsilon.
+
+    A driver sets ``skill`` (an index into :data:`SKILL_NAMES`, -1 for none) before the steps it labels.
+    """
 
     def __init__(self, env: CrafterEnv, rng: np.random.Generator, epsilon: float) -> None:
         super().__init__(env)
@@ -155,14 +184,23 @@ def _missing_requirements(env: CrafterEnv) -> list[str]:
     return [name for name in SKILL_NAMES if name not in _SKIPPED and SKILLS[name].missing(inv)]
 
 
-def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
-    """One episode of ``cfg.steps`` steps in the world ``seed`` (deterministic given the seed)."""
+#: Drives one ``agent`` episode on a reset :class:`Recorder` until it ends.
+EpisodeDriver = Callable[[Recorder, CollectConfig], None]
+
+
+def collect_episode(seed: int, cfg: CollectConfig, drive: EpisodeDriver | None = None) -> dict[str, np.ndarray]:
+    """One episode of ``cfg.steps`` steps in the world ``seed`` (deterministic given the seed), as frames.
+
+    ``drive`` plays the ``agent`` driver's episodes (required for it, unused by ``mix``).
+    """
+    if cfg.driver == "agent" and drive is None:
+        raise ValueError(_NEEDS_AGENT)
     rng = np.random.default_rng(seed)
     env = CrafterEnv(seed=seed, length=cfg.steps)
-    rec = _Recorder(env, rng, cfg.epsilon)
+    rec = Recorder(env, rng, cfg.epsilon)
     rec.reset(seed=seed)
     if cfg.driver == "agent":
-        _drive_with_agent(rec, cfg)
+        drive(rec, cfg)
         return rec.arrays()
     done = False
     while not done:
@@ -185,103 +223,101 @@ def collect_episode(seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     return rec.arrays()
 
 
-def _drive_with_agent(rec: _Recorder, cfg: CollectConfig) -> None:
-    """Run the critic-only RAFA agent over every achievement in turn; each step is labelled with its skill."""
-    from agents.memory import Memory  # the agent stack only for this driver (it imports world_models itself)
-    from agents.rafa import RafaAgent, RafaConfig
-    from evals.open_ended import OPEN_GOAL, OpenEnded
+# --- storage: the project's parquet episode dataset (tools/episode_dataset.py) ---
+def to_buffer(frames: dict[str, np.ndarray], instruction: str) -> EpisodeBuffer:
+    """Frames (observation i, the action after it, the reward that led to it) -> dataset rows.
 
-    def labelled(env: gymnasium.Env, skill: str, budget: int | None = None):
-        rec.skill = SKILL_NAMES.index(skill)
-        try:
-            return run_skill(env, skill, budget=budget)
-        finally:
-            rec.skill = -1
-
-    config = RafaConfig(max_env_steps=cfg.steps, max_decisions=200)
-    agent = OpenEnded(RafaAgent, cfg.skill_budget * 4, rec, None, Memory(), config)
-    agent.inner.tools["act"].runner = labelled
-    for _ in agent.run(OPEN_GOAL):
-        pass
+    A row holds the reward its action earned (the dataset's convention), so frame i+1's reward moves to
+    row i; the final frame becomes a row with ``NO_ACTION``.
+    """
+    buffer = EpisodeBuffer(instruction)
+    earned = np.append(frames["reward"][1:], np.float32(0))
+    for i in range(len(frames["action"])):
+        action = int(frames["action"][i])
+        buffer.add({"image": frames["image"][i], "state": frames["state"][i]}, NO_ACTION if action < 0 else action,
+                   float(earned[i]), skill=int(frames["skill"][i]), terminal=bool(frames["is_terminal"][i]))
+    return buffer
 
 
-# --- storage ---
-def write_shard(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
-    """Episodes concatenated with an ``episode`` column; written to a temp file, then renamed."""
-    arrays = {k: np.concatenate([e[k] for e in episodes]) for k in FIELDS}
-    arrays["episode"] = np.concatenate([np.full(len(e["action"]), i, np.int32) for i, e in enumerate(episodes)])
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+def write_shard(path: Path, episodes: list[dict[str, np.ndarray]], indices: list[int], instruction: str) -> int:
+    """Episodes (frames) as one dataset shard, numbered by ``indices`` (their world seeds); returns rows."""
+    return write_dataset_shard(path, [to_buffer(e, instruction) for e in episodes], indices=indices)
 
 
-def collect(cfg: CollectConfig, progress: Iterator[None] | None = None) -> list[Path]:
-    """Collect ``cfg.episodes`` episodes into shards; shards already on disk are kept (resumable)."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
+def collect(cfg: CollectConfig, progress: Iterator[None] | None = None,
+            drive: EpisodeDriver | None = None) -> list[Path]:
+    """Collect ``cfg.episodes`` episodes into dataset shards under ``cfg.out``; shards on disk are kept (resumable).
+
+    ``drive`` runs the ``agent`` driver's episodes (see :func:`collect_episode`). Episode indices are world seeds.
+    """
+    if cfg.driver == "agent" and drive is None:
+        raise ValueError(_NEEDS_AGENT)
     meta = {"actions": list(ACTION_NAMES), "skills": list(SKILL_NAMES), "achievements": list(ACHIEVEMENTS),
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()}}
-    (cfg.out / "meta.json").write_text(json.dumps(meta, indent=2))
+    atomic_write_json(cfg.out / META_FILE, meta)
+    instruction = _INSTRUCTIONS[cfg.driver]
     paths = []
     for first in range(0, cfg.episodes, cfg.episodes_per_shard):
-        path = cfg.out / f"shard-{cfg.seed + first:05d}.npz"
-        count = min(cfg.episodes_per_shard, cfg.episodes - first)
+        path = cfg.out / "data" / f"shard-{cfg.seed + first:05d}.parquet"
+        seeds = [cfg.seed + i for i in range(first, min(cfg.episodes, first + cfg.episodes_per_shard))]
         if not path.exists():
             episodes = []
-            for i in range(first, first + count):
-                episodes.append(collect_episode(cfg.seed + i, cfg))
+            for seed in seeds:
+                episodes.append(collect_episode(seed, cfg, drive))
                 if progress is not None:
                     next(progress, None)
-            write_shard(path, episodes)
+            write_shard(path, episodes, seeds, instruction)
         elif progress is not None:
-            for _ in range(count):
+            for _ in seeds:
                 next(progress, None)
         paths.append(path)
+    write_dataset_card(cfg.out, "Crafter episodes for world-model training", {
+        "env": "Crafter via tools.envs.crafter.CrafterEnv (64x64 RGB + 42-dim state, 17 actions)",
+        "driver": f"{cfg.driver}: {instruction}", "seeds": f"{cfg.seed}-{cfg.seed + cfg.episodes - 1} (episode index "
+        "= world seed)", "steps per episode": f"at most {cfg.steps}", "config": meta["config"],
+        "skill": f"index into {META_FILE}'s skills, -1 for random actions"}, {instruction: cfg.episodes},
+        action="the env's action index, -1 on the row of an episode's final observation")
     return paths
 
 
 def load_episodes(root: str | Path) -> list[dict[str, np.ndarray]]:
-    """All episodes under ``root`` (npz shards, or a parquet episode dataset) as dicts of arrays."""
+    """Every episode of the episode dataset under ``root`` as frames (see :class:`SequenceSampler`).
+
+    Datasets without ``skill``/``is_terminal`` (the policies' expert demonstrations) read as skill -1 and
+    never terminal; their episodes hold no final observation, so every frame has an action.
+    """
     root = Path(root)
-    shards = sorted(root.glob("*.npz")) if root.is_dir() else [root]
-    if root.is_dir() and not shards and list(root.glob("data/*.parquet")):
-        return _load_parquet(root)
-    if not shards:
-        raise FileNotFoundError(f"no .npz shards or data/*.parquet under {root}; collect with "
-                                f"`embodia train world-model --collect N`")
+    if root.is_dir() and not list(root.glob(SHARD_GLOB)) and list(root.glob("*.npz")):
+        raise FileNotFoundError(f"{root} holds .npz shards, a format embodia no longer reads; collect again with "
+                                f"`embodia collect --for world-model --out {root}` (same seeds, same episodes)")
+    try:
+        table = load_episode_dataset(root, columns=[EPISODE_INDEX, OBS_IMAGE, OBS_STATE, ACTION, REWARD],
+                                     optional=(SKILL, IS_TERMINAL)).data
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; collect with `embodia collect --for world-model --out {root}`") from None
+    cols = {name: table.column(name) for name in table.column_names}
+    index = np.asarray(cols[EPISODE_INDEX].to_numpy())
+    n_rows = len(index)
+    states = np.asarray(cols[OBS_STATE].combine_chunks().flatten(), np.float32).reshape(n_rows, -1)
+    actions = np.asarray(cols[ACTION].to_numpy(), np.int16)
+    rewards = np.asarray(cols[REWARD].to_numpy(), np.float32)
+    skills = np.asarray(cols[SKILL].to_numpy(), np.int16) if SKILL in cols else np.full(n_rows, -1, np.int16)
+    terminal = np.asarray(cols[IS_TERMINAL].to_numpy(), bool) if IS_TERMINAL in cols else np.zeros(n_rows, bool)
+    images = cols[OBS_IMAGE].to_pylist()
+    starts = np.flatnonzero(np.append(True, index[1:] != index[:-1]))  # an episode's rows are contiguous
     episodes = []
-    for shard in shards:
-        with np.load(shard, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in (*FIELDS, "episode")}
-        bounds = np.flatnonzero(np.diff(arrays["episode"])) + 1
-        for piece in np.split(np.arange(len(arrays["episode"])), bounds):
-            episodes.append({k: arrays[k][piece] for k in FIELDS})
-    return episodes
-
-
-def _load_parquet(root: Path) -> list[dict[str, np.ndarray]]:
-    """Rows of the project's parquet datasets (observation before each action) -> frame arrays."""
-    import pyarrow.parquet as pq
-
-    from tools.episode_dataset import ACTION, EPISODE_INDEX, OBS_IMAGE, OBS_STATE, REWARD, decode_png, shard_files
-
-    table = pq.read_table([str(p) for p in shard_files(root)], columns=[EPISODE_INDEX, OBS_IMAGE, OBS_STATE,
-                                                                        ACTION, REWARD])
-    cols = table.to_pydict()
-    index = np.asarray(cols[EPISODE_INDEX])
-    episodes = []
-    for ep in np.unique(index):
-        rows = np.flatnonzero(index == ep)
-        n = len(rows)
+    for start, end in zip(starts, np.append(starts[1:], n_rows), strict=True):
+        n = end - start
         reward = np.zeros(n, np.float32)
-        reward[1:] = np.asarray(cols[REWARD], np.float32)[rows[:-1]]
+        reward[1:] = rewards[start:end - 1]
         episodes.append({
-            "image": np.stack([decode_png(cols[OBS_IMAGE][r]) for r in rows]),
-            "state": np.asarray([cols[OBS_STATE][r] for r in rows], np.float32),
-            "action": np.asarray(cols[ACTION], np.int16)[rows],
+            "image": np.stack([decode_png(images[r]) for r in range(start, end)]),
+            "state": states[start:end],
+            "action": actions[start:end],
             "reward": reward,
             "is_first": np.arange(n) == 0,
-            "is_terminal": np.zeros(n, bool),
-            "skill": np.full(n, -1, np.int16),
+            "is_terminal": terminal[start:end],
+            "skill": skills[start:end],
         })
     return episodes
 
@@ -289,6 +325,10 @@ def _load_parquet(root: Path) -> list[dict[str, np.ndarray]]:
 # --- sampling ---
 class SequenceSampler:
     """Uniformly random windows of ``seq_len`` frames from episodes, as (B, T, ...) tensors.
+
+    An episode is a dict of frames (:func:`load_episodes`, :func:`collect_episode`): ``image`` (T, 64, 64, 3)
+    uint8, ``state`` (T, S), ``action`` (T,) taken after frame t (-1 after the last), ``reward`` (T,) that
+    led to frame t, ``is_first``, ``is_terminal`` and ``skill`` (T,).
 
     Every window starts with ``is_first`` set and no previous action, so the model always learns
     to filter from a cold start, exactly how imagination starts from a real history.
@@ -323,24 +363,3 @@ class SequenceSampler:
         windows = [self.window(i, int(self.rng.integers(len(self.episodes[i]["action"]) - self.seq_len + 1)))
                    for i in picks]
         return {k: torch.from_numpy(np.stack([w[k] for w in windows])) for k in windows[0]}
-
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m world_models.data --out DIR --episodes N [--driver agent]``: collect episodes into DIR."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    defaults = CollectConfig(out=Path("."))
-    parser.add_argument("--out", type=Path, required=True)
-    for name in ("episodes", "steps", "seed", "epsilon", "random_burst", "skill_budget", "episodes_per_shard",
-                 "blind", "blind_budget"):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver)
-    paths = collect(CollectConfig(**vars(parser.parse_args(argv))))
-    print(f"{len(paths)} shards in {paths[0].parent}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``embodia collect``: record expert demonstrations as an episode dataset (parquet + card)."""
+"""``embodia collect``: record episodes as an episode dataset (parquet + card), for policies or the world model."""
 
 from __future__ import annotations
 
@@ -13,25 +13,54 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 console = Console()
 ENVS = ("crafter", "metaworld")
+PURPOSES = ("policy", "world-model")
 DEFAULT_TASKS = "reach,push,drawer-close,door-open,button-press"
+#: --episodes when not given: expert skill episodes for policies, whole 500-step worlds for the world model.
+DEFAULT_EPISODES = {"policy": 3000, "world-model": 60}
 
 
 def collect(
     env: Annotated[str, typer.Option(help=f"which world: {', '.join(ENVS)}")] = "crafter",
-    episodes: Annotated[int, typer.Option(help="collect at least this many episodes (crafter: whole worlds; "
-                                          "metaworld: split evenly over --tasks)")] = 3000,
+    purpose: Annotated[str, typer.Option("--for", help="policy: each successful expert skill call / task episode "
+                                         "is one episode; world-model: whole Crafter episodes of skills mixed with "
+                                         "random actions (or the agent), each step labelled with its skill"
+                                         )] = "policy",
+    episodes: Annotated[int | None, typer.Option(help="collect at least this many episodes (policy, crafter: whole "
+                                                 "worlds; metaworld: split evenly over --tasks); default 3000 for "
+                                                 "policy, 60 for world-model")] = None,
     out: Annotated[Path | None, typer.Option(help="dataset folder (parquet shards under data/, README.md card); "
-                                             "default data/crafter-skills or data/metaworld")] = None,
-    seed: Annotated[int, typer.Option(help="first world seed; worlds use seed, seed+1, ...")] = 0,
+                                             "default data/crafter-skills, data/metaworld or data/world_model/train"
+                                             )] = None,
+    seed: Annotated[int | None, typer.Option(help="first world seed; worlds use seed, seed+1, ... "
+                                             "(default 0; world-model: 10000)")] = None,
     tasks: Annotated[str, typer.Option(help="metaworld only: comma-separated tasks")] = DEFAULT_TASKS,
+    driver: Annotated[str, typer.Option(help="world-model only: mix (random feasible skills + random actions) or "
+                                        "agent (the critic-only RAFA agent over the open-ended goal order)")] = "mix",
+    steps: Annotated[int, typer.Option(help="world-model only: env steps per episode")] = 500,
+    epsilon: Annotated[float, typer.Option(help="world-model only: chance a skill's action is swapped for a random "
+                                           "one")] = 0.1,
+    blind: Annotated[float, typer.Option(help="world-model only (mix): chance a segment attempts a skill whose "
+                                         "requirements are missing")] = 0.0,
+    blind_budget: Annotated[int, typer.Option(help="world-model only: env steps of one such attempt")] = 3,
 ) -> None:
-    """Run the scripted experts and write each successful skill call / task episode as one episode; safe to rerun."""
+    """Record episodes as a dataset: expert demonstrations for policies, or world-model training episodes; safe to
+    rerun (shards on disk are kept)."""
     if env not in ENVS:
         raise typer.BadParameter(f"unknown env {env!r}; choose from {', '.join(ENVS)}", param_hint="--env")
+    if purpose not in PURPOSES:
+        raise typer.BadParameter(f"unknown purpose {purpose!r}; choose from {', '.join(PURPOSES)}", param_hint="--for")
+    if purpose == "world-model" and env != "crafter":
+        raise typer.BadParameter("the world model is trained on Crafter; use --env crafter", param_hint="--env")
+    episodes = DEFAULT_EPISODES[purpose] if episodes is None else episodes
     if episodes < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--episodes")
-    out = out or Path("data/crafter-skills" if env == "crafter" else "data/metaworld")
     command = shlex.join(["embodia", *sys.argv[1:]])
+    if purpose == "world-model":
+        _collect_world_model(out or Path("data/world_model/train"), episodes, seed, driver, steps, epsilon, blind,
+                             blind_budget)
+        return
+    out = out or Path("data/crafter-skills" if env == "crafter" else "data/metaworld")
+    seed = seed or 0
     columns = (TextColumn("[bold]collect {task.fields[world]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("episodes"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -54,3 +83,23 @@ def collect(
                 raise typer.BadParameter(str(exc), param_hint="--tasks") from exc
     console.print(f"{report.episodes} episodes, {report.frames} frames from seeds {report.seeds[0]}-"
                   f"{report.seeds[-1]} → {report.out}")
+
+
+def _collect_world_model(out: Path, episodes: int, seed: int | None, driver: str, steps: int, epsilon: float,
+                         blind: float, blind_budget: int) -> None:
+    """World-model episodes (``world_models.data``); the agent driver is composed here, above both layers."""
+    from world_models.data import TRAIN_SEED, CollectConfig
+    from world_models.data import collect as collect_episodes
+
+    try:
+        cfg = CollectConfig(out=out, episodes=episodes, steps=steps, seed=TRAIN_SEED if seed is None else seed,
+                            epsilon=epsilon, driver=driver, blind=blind, blind_budget=blind_budget)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    drive = None
+    if driver == "agent":
+        from agents.collect import drive_with_agent as drive
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"collecting {episodes} world-model episodes ({driver})", total=episodes)
+        paths = collect_episodes(cfg, progress=iter(lambda: progress.advance(task), object()), drive=drive)
+    console.print(f"{episodes} episodes in {len(paths)} shards from seeds {cfg.seed}-{cfg.seed + episodes - 1} → {out}")

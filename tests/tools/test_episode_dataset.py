@@ -13,12 +13,16 @@ from tools.episode_dataset import (
     EPISODE_INDEX,
     FRAME_INDEX,
     INSTRUCTION,
+    IS_TERMINAL,
     OBS_IMAGE,
     OBS_STATE,
     REQUIRED_COLUMNS,
+    SKILL,
+    EpisodeBuffer,
     MissingColumnsError,
     decode_png,
     load_episode_dataset,
+    write_shard,
 )
 
 
@@ -58,3 +62,20 @@ def test_missing_columns_are_listed(tmp_path):
     pq.write_table(pa.table({EPISODE_INDEX: [0], INSTRUCTION: ["collect wood"]}), tmp_path / "data" / "x.parquet")
     with pytest.raises(MissingColumnsError, match=r"missing columns \['frame_index', 'observation.image'"):
         load_episode_dataset(tmp_path)
+
+
+def test_optional_columns_are_written_only_when_every_episode_fills_them(tmp_path):
+    obs = {"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(42, np.float32)}
+    labelled, plain = EpisodeBuffer("a"), EpisodeBuffer("b")
+    for t in range(3):
+        labelled.add(obs, t, 0.0, skill=t, terminal=t == 2)
+        plain.add(obs, t, 0.0)
+    write_shard(tmp_path / "both.parquet", [labelled], indices=[42])
+    table = pq.read_table(tmp_path / "both.parquet")
+    assert table.column(SKILL).to_pylist() == [0, 1, 2] and table.column(IS_TERMINAL).to_pylist() == [0, 0, 1]
+    assert table.column(EPISODE_INDEX).to_pylist() == [42] * 3
+    write_shard(tmp_path / "mixed.parquet", [labelled, plain])
+    assert not {SKILL, IS_TERMINAL} & set(pq.read_schema(tmp_path / "mixed.parquet").names)
+    with pytest.raises(ValueError, match="2 episodes but 1 indices"):
+        write_shard(tmp_path / "bad.parquet", [labelled, plain], indices=[0])
+    assert not (tmp_path / "bad.parquet").exists()
