@@ -32,10 +32,6 @@ class Latent:
         """Heads read h and z side by side: (..., D + S * C)."""
         return torch.cat([self.deter, self.stoch.flatten(-2)], -1)
 
-    def at(self, index: int | slice) -> Latent:
-        """Select time step(s) ``index`` of a (B, T, ...) latent."""
-        return Latent(self.deter[:, index], self.stoch[:, index], self.logits[:, index])
-
     @staticmethod
     def stack(steps: list[Latent]) -> Latent:
         """Stack a list of (B, ...) latents into (B, T, ...)."""
