@@ -27,7 +27,7 @@ import torch
 
 from tools.base import Tool, ToolResult
 from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES, VITALS
-from tools.skills.crafter import SKILLS
+from tools.skills.crafter import SKILLS, normalise_skill_name
 from world_models.calibration import Calibration
 from world_models.config import RSSMConfig
 from world_models.env import WorldModelEnv
@@ -316,8 +316,7 @@ class ImagineTool(Tool):
             self.imagination = Imagination()
 
     def forward(self, plan: str) -> ToolResult:
-        skills = [" ".join(s.strip().lower().replace("_", " ").split()) for s in re.split(r";|->|→|,", plan)]
-        skills = [next((k for k in SKILLS if k.replace("_", " ") == s), s) for s in skills if s]
+        skills = [name for name in map(normalise_skill_name, re.split(r";|->|→|,", plan)) if name]
         unknown = [s for s in skills if s not in SKILLS]
         if not skills or unknown:
             message = f"unknown skill(s) {unknown or plan!r}; known skills: {', '.join(sorted(SKILLS))}"

@@ -3,7 +3,7 @@
 import pytest
 
 from tools.envs.crafter import CrafterEnv
-from tools.skills.crafter import SKILLS, run_skill
+from tools.skills.crafter import SKILLS, normalise_skill_name, run_skill
 
 TECH_CHAIN = [  # stations are placed together at the end: a far-away table or furnace makes `make` fail
     *["collect wood"] * 5,
@@ -94,6 +94,21 @@ def test_missing_tool_and_unknown_skill_fail_cleanly():
     result = run_skill(env, "collect stone")
     assert not result.ok and "need 1 wood_pickaxe" in result.data["reason"] and result.data["steps"] == 0
     assert not run_skill(env, "fly").ok
+
+
+def test_skill_names_are_normalised_once_for_every_caller():
+    assert normalise_skill_name("  Make_Wood   Pickaxe ") == "make wood_pickaxe"
+    assert normalise_skill_name("COLLECT_wood") == "collect wood"
+    assert normalise_skill_name("Fly  High") == "fly high"  # unknown names come back normalised for the message
+    env = _env(1)
+    result = run_skill(env, "Collect_Wood")
+    assert result.ok and result.data["skill"] == "collect wood"
+
+
+def test_a_failed_make_leaves_no_missing_station_when_it_had_one():
+    env = _env(1)
+    result = run_skill(env, "collect stone")
+    assert "missing_near" not in result.data and "sheltered" not in result.data
 
 
 def test_attempt_runs_a_skill_without_its_requirements_and_changes_nothing():
