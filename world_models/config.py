@@ -7,7 +7,9 @@ per second; ``small`` and ``base`` are the same model with wider layers for real
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -112,6 +114,15 @@ class RSSMConfig:
         if unknown:
             raise ValueError(f"unknown RSSMConfig field(s) {unknown}")
         return cls(**data)
+
+    @classmethod
+    def from_json_file(cls, file: str | Path) -> RSSMConfig:
+        """The config in ``file`` (plain, or nested under ``"config"``); any fault is a ValueError naming the file."""
+        try:
+            data = json.loads(Path(file).read_text())
+            return cls.from_dict(data.get("config", data))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"world-model config {file} is not a valid RSSMConfig: {exc}") from None
 
     def mismatch(self, other: RSSMConfig) -> list[str]:
         """The observation/action fields where ``other`` describes a different world than ``self``."""

@@ -15,7 +15,6 @@ rolled forward inside imagination without the simulator.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -245,8 +244,7 @@ def read_config(path: str | Path) -> RSSMConfig:
     if not file.exists():
         raise FileNotFoundError(f"{file} not found: a world-model checkpoint is a folder with "
                                 f"{CONFIG_FILE} and {WEIGHTS_FILE}")
-    data = json.loads(file.read_text())
-    return RSSMConfig.from_dict(data.get("config", data))
+    return RSSMConfig.from_json_file(file)
 
 
 def load_world_model(path: str | Path, expect: RSSMConfig | None = None, device: str | None = None) -> RSSMWorldModel:

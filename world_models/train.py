@@ -4,8 +4,9 @@
     accelerate launch -m world_models.train --data ... (same loop, one process per device)
 
 The loop reads top to bottom: config, data, model and optimiser through ``accelerate``, then
-updates with periodic checkpoints. A checkpoint is written to a temp folder and renamed over the
-last one, so a killed run always leaves a complete checkpoint; ``resume`` continues from it. A
+updates with periodic checkpoints (``tools.train_state``: model, optimiser, RNG and the sampler's
+position, written atomically), so a killed run always leaves a complete checkpoint and ``resume``
+continues from it exactly as the uninterrupted run would have. A
 non-finite loss or gradient stops training at once, naming the step, and the last good checkpoint
 stays on disk untouched.
 """
@@ -13,29 +14,25 @@ stays on disk untouched.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from safetensors.torch import load_file, save_file
 
-from world_models.config import preset
+from tools import train_state
+from tools.io import atomic_write_json
+from world_models.config import RSSMConfig, preset
 from world_models.data import SKILL_NAMES, SequenceSampler, load_episodes
-from world_models.rssm import RSSMWorldModel, load_world_model
+from world_models.rssm import RSSMWorldModel, read_config
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
-TRAINER_FILE = "trainer.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -93,33 +90,24 @@ class TrainConfig:
 
 # --- checkpoints ---
 def save_checkpoint(folder: Path, model: RSSMWorldModel, optimizer: torch.optim.Optimizer, step: int,
-                    history: list[dict[str, float]]) -> None:
-    """Model, optimiser state and progress into ``folder``, replaced atomically (temp folder + rename)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    state = optimizer.state_dict()
-    tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
-    save_file(tensors, tmp / OPTIMIZER_FILE)
-    (tmp / TRAINER_FILE).write_text(json.dumps({"step": step, "param_groups": state["param_groups"],
-                                                "history": history}, indent=1))
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+                    history: list[dict[str, float]], sampler: SequenceSampler) -> None:
+    """Model, optimiser, RNG and the sampler's position into ``folder`` (``tools.train_state``: atomic)."""
+    train_state.save(folder, step=step, optimizer=optimizer, save_model=model.save_pretrained,
+                     extra={"history": history, "sampler": sampler.rng.bit_generator.state})
 
 
-def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict[str, float]]]:
-    """Restore optimiser state from ``folder``; returns (step, history). The model is loaded separately."""
-    trainer = json.loads((folder / TRAINER_FILE).read_text())
-    tensors = load_file(folder / OPTIMIZER_FILE)
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": trainer["param_groups"]})
-    return int(trainer["step"]), list(trainer["history"])
+def resume_model(folder: Path, expect: RSSMConfig, state_scale: float) -> RSSMWorldModel:
+    """The checkpoint's model, built with ``state_scale`` (when non-zero) in its config from the start.
+
+    The hub mixin saves the config the model was *constructed* with, so the override must go into the
+    constructor: assigning ``model.config`` afterwards trained with the new weight but saved the old one.
+    """
+    stored = read_config(folder)
+    if stored.mismatch(expect):
+        raise ValueError(f"world-model checkpoint {folder} was trained for a different world: "
+                         f"{'; '.join(stored.mismatch(expect))} (checkpoint vs expected)")
+    config = replace(stored, state_scale=state_scale) if state_scale else stored
+    return RSSMWorldModel.from_pretrained(str(folder), config=config).train()
 
 
 # --- the loop ---
@@ -140,18 +128,18 @@ def train(cfg: TrainConfig, console: Console | None = None,
 
     # --- model and optimiser ---
     checkpoint = cfg.out / CHECKPOINT_DIR
-    resuming = cfg.resume and (checkpoint / TRAINER_FILE).exists()
-    model = load_world_model(checkpoint, expect=model_cfg).train() if resuming else RSSMWorldModel(model_cfg)
-    if resuming and cfg.state_scale:
-        model.config = replace(model.config, state_scale=cfg.state_scale)
+    resuming = cfg.resume and train_state.recover(checkpoint) is not None
+    model = resume_model(checkpoint, model_cfg, cfg.state_scale) if resuming else RSSMWorldModel(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-6)
-    step, history = load_checkpoint(checkpoint, optimizer) if resuming else (0, [])
+    step, history = 0, []
+    if resuming:
+        state = train_state.restore(checkpoint, optimizer)
+        step, history = state["step"], state["extra"]["history"]
+        sampler.rng.bit_generator.state = state["extra"]["sampler"]
+        console.print(f"resuming from {checkpoint} at update {step}")
     for group in optimizer.param_groups:  # the checkpoint restores its own rate; a resumed stage may change it
         group["lr"] = cfg.lr
     saved = step
-    if resuming:
-        sampler.rng = np.random.default_rng([cfg.seed, step])
-        console.print(f"resuming from {checkpoint} at update {step}")
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
         console.print(f"world model {cfg.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
@@ -188,13 +176,13 @@ def train(cfg: TrainConfig, console: Console | None = None,
                 if on_log is not None:
                     on_log(step, metrics)
             if accelerator.is_main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, step, history)
+                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, step, history, sampler)
                 saved = step
     elapsed = time.perf_counter() - started
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         final.save_pretrained(cfg.out / MODEL_DIR)
-        (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=1))
+        atomic_write_json(cfg.out / "train_config.json", asdict(cfg), indent=1, default=str)
     return {**metrics, "seconds_per_update": elapsed / max(1, step - first_step)}
 
 

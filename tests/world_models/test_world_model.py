@@ -142,7 +142,7 @@ def test_train_resumes_and_stops_on_nan_keeping_the_last_good_checkpoint(tmp_pat
         train(replace(cfg, preset="micro"))
         assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
         train(replace(cfg, preset="micro", steps=3, resume=True, lr=1e-4))  # a second stage at a lower rate
-        trainer = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
+        trainer = json.loads((tmp_path / "run" / "checkpoint" / "train_state.json").read_text())
         assert trainer["step"] == 3 and trainer["param_groups"][0]["lr"] == 1e-4
         bad = tmp_path / "bad"
         bad.mkdir()
@@ -150,7 +150,7 @@ def test_train_resumes_and_stops_on_nan_keeping_the_last_good_checkpoint(tmp_pat
         write_shard(bad / "data" / "shard-10000.parquet", poisoned, [10_000, 10_001], "poisoned")
         with pytest.raises(NonFiniteLossError, match=r"update 4.*\(update 3\)"):
             train(replace(cfg, preset="micro", data=bad, steps=5, resume=True))
-        assert '"step": 3' in (tmp_path / "run" / "checkpoint" / "trainer.json").read_text()
+        assert '"step": 3' in (tmp_path / "run" / "checkpoint" / "train_state.json").read_text()
     finally:
         del config_module.PRESETS["micro"]
 

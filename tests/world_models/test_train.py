@@ -1,0 +1,108 @@
+"""World-model training through tools.train_state: a resumed run equals the uninterrupted one, a run killed
+between the checkpoint renames resumes from the good copy, and ``state_scale`` survives save and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import world_models.config as config_module
+from tools import train_state
+from world_models.data import CollectConfig, collect
+from world_models.rssm import read_config
+from world_models.train import CHECKPOINT_DIR, MODEL_DIR, TrainConfig, train
+
+SHIPPED = Path(__file__).resolve().parents[2] / "world_models/checkpoints/rssm-crafter-tiny"
+MICRO = {"deter": 32, "stoch": 4, "classes": 4, "hidden": 16, "blocks": 2, "depth": 4, "seq_len": 8}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wm-data")
+    collect(CollectConfig(out=folder, episodes=2, steps=40))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def micro_preset():
+    config_module.PRESETS["micro"] = replace(config_module.PRESETS["tiny"], **MICRO)
+    yield
+    del config_module.PRESETS["micro"]
+
+
+def config(data: Path, out: Path, **overrides) -> TrainConfig:
+    return TrainConfig(**{"data": data, "out": out, "preset": "micro", "steps": 4, "batch_size": 2,
+                          "checkpoint_every": 2, **overrides})
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    left, right = weights(a), weights(b)
+    assert left.keys() == right.keys()
+    for key in left:
+        assert torch.equal(left[key], right[key]), key
+
+
+def test_resumed_run_equals_the_uninterrupted_one(data, tmp_path):
+    full = train(config(data, tmp_path / "full"))
+    train(config(data, tmp_path / "resumed", steps=2))
+    resumed = train(config(data, tmp_path / "resumed", resume=True))
+    assert_same_weights(tmp_path / "full" / MODEL_DIR, tmp_path / "resumed" / MODEL_DIR)
+    assert resumed["loss"] == full["loss"]
+
+
+def test_killed_between_the_renames_resumes_from_the_new_copy(data, tmp_path, monkeypatch):
+    train(config(data, tmp_path / "full"))
+    out = tmp_path / "killed"
+    train(config(data, out, steps=2))
+    real_replace = os.replace
+
+    def replace_then_kill(src, dst):  # the save at update 4 dies after checkpoint -> checkpoint.old
+        if Path(src).name == "checkpoint.tmp" and Path(dst).name == CHECKPOINT_DIR:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(train_state.os, "replace", replace_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data, out, resume=True))
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.glob("checkpoint*")) == ["checkpoint.old", "checkpoint.tmp"]
+
+    train(config(data, out, resume=True))  # resumes at update 4 from checkpoint.tmp, not at 0
+    assert train_state.read_state(out / CHECKPOINT_DIR)["step"] == 4
+    assert not (out / "checkpoint.old").exists() and not (out / "checkpoint.tmp").exists()
+    assert_same_weights(tmp_path / "full" / MODEL_DIR, out / MODEL_DIR)
+
+
+def test_state_scale_of_a_resumed_stage_is_saved_and_kept(data, tmp_path):
+    out = tmp_path / "stages"
+    train(config(data, out, steps=2))
+    assert read_config(out / CHECKPOINT_DIR).state_scale == 1.0
+    train(config(data, out, steps=3, resume=True, state_scale=10.0))  # stage 2: --resume --state-scale 10
+    assert read_config(out / CHECKPOINT_DIR).state_scale == 10.0
+    assert read_config(out / MODEL_DIR).state_scale == 10.0
+    train(config(data, out, steps=4, resume=True))  # a later --resume without the flag keeps 10
+    assert read_config(out / MODEL_DIR).state_scale == 10.0
+
+
+def test_shipped_checkpoint_records_the_state_scale_it_was_fine_tuned_with():
+    assert "--resume --state-scale 10" in (SHIPPED / "README.md").read_text()
+    assert read_config(SHIPPED).state_scale == 10.0
+
+
+def test_config_json_that_does_not_parse_names_the_file(data, tmp_path):
+    out = tmp_path / "broken"
+    train(config(data, out, steps=2))
+    (out / CHECKPOINT_DIR / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken/checkpoint/config.json is not a valid"):
+        read_config(out / CHECKPOINT_DIR)
+    assert json.loads((out / CHECKPOINT_DIR / train_state.STATE_FILE).read_text())["step"] == 2
