@@ -3,7 +3,8 @@
 One 🤗 accelerate loop, so the same script runs on this CPU and under ``accelerate launch`` on
 GPUs. Checkpoints (``OUT/checkpoint/``: policy + optimizer state + RNG, all safetensors/JSON, no
 pickle) are written atomically every ``checkpoint_every`` steps; ``resume`` continues from the
-last one with the same batches it would have seen. The run ends with a validation pass and a
+last one with the same batches it would have seen (``tools.train_state``), and refuses one made with
+another config (learning rate, batch size, architecture, ...). The run ends with a validation pass and a
 closed-loop evaluation on held-out seeds — per-skill success in Crafter (``vla.evaluate``), per-task
 success on Meta-World for continuous-action policies (``vla.evaluate_metaworld``) — written to
 ``OUT/metrics.json``.
@@ -11,9 +12,6 @@ success on Meta-World for continuous-action policies (``vla.evaluate_metaworld``
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,10 +21,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
 
+from tools import train_state
 from tools.episodes import write_json_atomic
-from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
+from tools.train_state import warmup_cosine
 from vla.base import WEIGHTS_FILE, SpaceMismatchError
 from vla.data import Frames, load_frames, split_by_episode
 from vla.evaluate import compare_skills, mean_success
@@ -34,8 +32,9 @@ from vla.hybrid import HybridConfig, HybridVLAPolicy
 from vla.skills import LearnedSkillRunner
 
 CHECKPOINT_DIR = "checkpoint"
-OPTIMIZER_FILE = "optimizer.safetensors"
-STATE_FILE = "trainer_state.json"
+STATE_FILE = train_state.STATE_FILE
+#: TrainConfig fields a resumed run may change; any other difference would mix two runs.
+RESUMABLE = ("out", "steps", "checkpoint_every", "eval_seeds", "eval_budget", "resume")
 
 
 @dataclass
@@ -85,34 +84,27 @@ class TrainConfig:
 
 
 # --- helpers -----------------------------------------------------------------------------
-def save_checkpoint(
-    out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any]
-) -> None:
-    """Write ``out/checkpoint`` via a temp folder + rename so a kill never leaves half a checkpoint."""
-    final, tmp, old = out / CHECKPOINT_DIR, out / f"{CHECKPOINT_DIR}.tmp", out / f"{CHECKPOINT_DIR}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp)
-    tensors, groups = optimizer_tensors(optimizer)
-    tensors["rng"] = torch.get_rng_state()
-    save_file(tensors, tmp / OPTIMIZER_FILE)
-    write_json_atomic(tmp / STATE_FILE, {**state, "param_groups": groups})
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+def save_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    state: dict[str, Any]) -> None:
+    """``out/checkpoint``: policy, optimizer, RNG, step and this run's config (``tools.train_state``: atomic)."""
+    train_state.save(out / CHECKPOINT_DIR, step=state["step"], optimizer=optimizer, save_model=policy.save_pretrained,
+                     extra={**state, "config": asdict(cfg)})
 
 
-def load_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore policy weights, optimizer moments and RNG; returns the trainer state (``step``, ...)."""
+def load_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer,
+                    cfg: TrainConfig) -> dict[str, Any]:
+    """Restore policy weights, optimizer moments and RNG; returns the trainer state (``step``, ...).
+
+    Raises:
+        tools.train_state.ResumeMismatchError: the checkpoint was made with another config.
+    """
     folder = out / CHECKPOINT_DIR
-    if not folder.exists() and (out / f"{CHECKPOINT_DIR}.old").exists():  # killed between the two renames
-        folder = out / f"{CHECKPOINT_DIR}.old"
+    saved = (train_state.read_state(folder) or {}).get("extra", {}).get("config", {})
+    train_state.check_resumable(folder, saved, asdict(cfg), RESUMABLE)
     policy.load_weights(folder / WEIGHTS_FILE)  # in place: an LLM backbone's base is not rebuilt
-    tensors = load_file(folder / OPTIMIZER_FILE)
-    torch.set_rng_state(tensors.pop("rng"))
-    state = json.loads((folder / STATE_FILE).read_text())
-    load_optimizer(optimizer, tensors, state.pop("param_groups"))
-    return state
+    extra = train_state.restore(folder, optimizer)["extra"]
+    extra.pop("config")
+    return extra
 
 
 def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
@@ -175,8 +167,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}
-    if cfg.resume and ((out / CHECKPOINT_DIR).exists() or (out / f"{CHECKPOINT_DIR}.old").exists()):
-        state = load_checkpoint(out, policy, optimizer)
+    if cfg.resume and train_state.recover(out / CHECKPOINT_DIR) is not None:
+        state = load_checkpoint(out, policy, optimizer, cfg)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     batches_per_epoch = len(train_data) // cfg.batch_size
     step, info = state["step"], {}
@@ -203,7 +195,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 state["step"] = step
                 if accelerator.is_main_process:
-                    save_checkpoint(out, accelerator.unwrap_model(policy), optimizer, state)
+                    save_checkpoint(out, accelerator.unwrap_model(policy), optimizer, cfg, state)
             if step >= cfg.steps:
                 break
     # --- eval ----------------------------------------------------------------------------

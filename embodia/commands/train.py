@@ -63,6 +63,7 @@ def vla_config(build: Callable[[], TrainConfig], verb: str) -> TrainConfig:
 def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
     """``vla.train.train(cfg)`` under a rich progress bar; data that does not fit the policy exits 2."""
     from tools.episode_dataset import MissingColumnsError
+    from tools.train_state import CorruptCheckpointError, ResumeMismatchError
     from vla.base import SpaceMismatchError
     from vla.train import train
 
@@ -74,7 +75,8 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
 
         try:
             return train(cfg, on_step=on_step)
-        except (FileNotFoundError, MissingColumnsError, SpaceMismatchError) as exc:
+        except (FileNotFoundError, MissingColumnsError, SpaceMismatchError, ResumeMismatchError,
+                CorruptCheckpointError) as exc:
             console.print(f"[red]cannot {verb}:[/] {exc}")
             raise typer.Exit(2) from exc
 
