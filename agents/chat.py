@@ -4,6 +4,10 @@ The user types goals or questions; goals run the RAFA loop in the same world and
 memory, questions are answered from the state and memory. ``/save`` writes the
 memory (JSONL) and the world as seed + action trace (JSON): the env is
 deterministic, so replaying the trace restores the exact world without pickling.
+Each file is written atomically, memory first, and ``world.json`` records how many memory records
+belong to it: memory only grows within one world, so a save killed between the two files resumes as
+the previous save.
+A line the session cannot act on (too long, a path it cannot write) gets a reply; the session stays.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.goals import resolve_goal
+from agents.goals import request_too_long, resolve_goal
 from agents.llm.base import LLM
 from agents.memory import Memory
 from agents.rafa import RafaAgent, RafaConfig
@@ -56,7 +60,7 @@ class ChatSession:
         self.writer = VideoWriter(self.out_dir / VIDEO_FILE) if video else None
         memory, actions = Memory(), []
         if resume is not None:
-            seed, actions, memory = self._read_saved(Path(resume))
+            seed, actions, memory = read_saved(resume)
         self._start_world(seed, memory, actions)
 
     # --- world lifecycle ---
@@ -71,23 +75,12 @@ class ChatSession:
         self.agent = RafaAgent(self.env, self.llm, memory, self.config)
         self.log.write("world", seed=seed, replayed_actions=len(actions))
 
-    @staticmethod
-    def _read_saved(folder: Path) -> tuple[int, list[int], Memory]:
-        world_file, memory_file = folder / WORLD_FILE, folder / MEMORY_FILE
-        if not world_file.exists():
-            raise FileNotFoundError(f"{world_file} not found: resume from a folder written by /save")
-        try:
-            world = json.loads(world_file.read_text())
-            seed, actions = int(world["seed"]), [int(a) for a in world["actions"]]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{world_file} is not a saved world ({exc})") from exc
-        memory = Memory.load(memory_file) if memory_file.exists() else Memory()
-        return seed, actions, memory
-
     def save(self, folder: str | Path | None = None) -> Path:
         folder = Path(folder) if folder else self.out_dir
-        self.agent.memory.save(folder / MEMORY_FILE)
-        write_json_atomic(folder / WORLD_FILE, {"seed": self.seed, "actions": self.env.actions})
+        memory = self.agent.memory
+        memory.save(folder / MEMORY_FILE)
+        write_json_atomic(folder / WORLD_FILE, {"seed": self.seed, "actions": self.env.actions,
+                                                "memory_records": len(memory.records)})
         return folder
 
     def close(self) -> None:
@@ -100,6 +93,11 @@ class ChatSession:
         """React to one line: yields the agent's steps (for goals) and then a :class:`ChatReply`."""
         text = line.strip()
         if not text:
+            return
+        too_long = request_too_long(text)
+        if too_long is not None:  # logged by its size and head: the rest is never read
+            self.log.write("user", text=text[:200], chars=len(text))
+            yield ChatReply(too_long)
             return
         self.log.write("user", text=text)
         if text.startswith("/"):
@@ -118,12 +116,19 @@ class ChatSession:
         if name == "/look":
             return ChatReply(self.env.unwrapped.describe())
         if name == "/save":
-            return ChatReply(f"saved memory and world to {self.save(arg.strip() or None)}")
+            target = arg.strip() or None
+            try:
+                return ChatReply(f"saved memory and world to {self.save(target)}")
+            except OSError as exc:
+                return ChatReply(f"cannot save to {target or self.out_dir}: {exc.strerror or exc}. "
+                                 "Nothing was lost; try /save DIR with a folder you can write.")
         if name == "/reset":
             try:
                 seed = int(arg) if arg.strip() else self.seed
             except ValueError:
                 return ChatReply(f"/reset takes an integer seed, got {arg!r}")
+            if seed < 0:
+                return ChatReply(f"/reset takes a seed >= 0, got {seed}")
             self._start_world(seed, Memory(), [])
             return ChatReply(f"new world (seed {seed}); memory cleared")
         return ChatReply(f"unknown command {name!r}. {HELP}")
@@ -161,3 +166,35 @@ class ChatSession:
             yield step
         verdict = "Done" if final.success else "I could not do it"
         yield ChatReply(f"{verdict}: {final.goal} ({final.reason}, {final.env_steps} steps).")
+
+
+def read_saved(folder: str | Path) -> tuple[int, list[int], Memory]:
+    """Seed, action trace and memory of a folder written by ``/save``; ValueError/FileNotFoundError name
+    the file and what is wrong with it (checked before any world is built)."""
+    world_file, memory_file = Path(folder) / WORLD_FILE, Path(folder) / MEMORY_FILE
+    if not world_file.is_file():
+        raise FileNotFoundError(f"{world_file} not found: resume from a folder written by /save")
+    try:
+        world = json.loads(world_file.read_text(encoding="utf-8"))
+        seed, actions = int(world["seed"]), [int(a) for a in world["actions"]]
+        kept = world.get("memory_records")
+        kept = None if kept is None else int(kept)
+    except OSError as exc:
+        raise ValueError(f"cannot read {world_file}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{world_file} is not a saved world ({type(exc).__name__}: {exc})") from exc
+    if seed < 0:
+        raise ValueError(f"{world_file}: seed must be >= 0, got {seed}")
+    bad = next((a for a in actions if not 0 <= a < len(ACTION_NAMES)), None)
+    if bad is not None:
+        raise ValueError(f"{world_file}: action {bad} is out of range (0-{len(ACTION_NAMES) - 1}); "
+                         "the file is damaged or not from this version")
+    try:
+        memory = Memory.load(memory_file) if memory_file.exists() else Memory()
+    except OSError as exc:
+        raise ValueError(f"cannot read {memory_file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{memory_file} is not a saved memory ({exc})") from exc
+    if kept is not None and len(memory.records) > kept:  # a save killed after memory, before world
+        memory = Memory(memory.records[:kept])
+    return seed, actions, memory

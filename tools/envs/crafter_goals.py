@@ -16,6 +16,9 @@ from tools.envs.crafter import ACHIEVEMENTS
 
 #: Below this fuzzy score a text matches no goal (``GoalMatch.goal`` is None).
 MATCH_THRESHOLD = 0.72
+#: The longest request read as a goal: a goal is a sentence, and fuzzy matching (and an LLM scoring the
+#: request) grows with its length -- a 100 kB "goal" took minutes. Longer text is refused, never cut.
+MAX_REQUEST_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,12 @@ def _score(query: str, phrase: str) -> float:
 
 
 def match_goal(text: str) -> GoalMatch:
-    """Map user text to a goal: exact phrase/alias → 1.0, else the best fuzzy score above the threshold."""
+    """Map user text to a goal: exact phrase/alias → 1.0, else the best fuzzy score above the threshold.
+
+    Text over :data:`MAX_REQUEST_CHARS` matches nothing (no candidates), without being scored.
+    """
+    if len(text) > MAX_REQUEST_CHARS:
+        return GoalMatch(None, 0.0, [])
     query = normalise(text)
     scored: list[tuple[Goal, float]] = []
     for goal in GOALS.values():
