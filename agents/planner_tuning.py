@@ -18,13 +18,14 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from agents.finetune import StepLog, TokenizedExample, TrainConfig, add_lora, train
+from agents.finetune import StepLog, TokenizedExample, TrainConfig, train
 from agents.llm import make_llm
 from agents.llm.adapters import write_adapter_meta
 from agents.llm.transformers_backend import TransformersLLM, common_prefix
 from agents.planner_data import TEMPLATE, PlannerExample, load_examples, save_examples, split_by_seed
 from prompts import version
 from tools.episodes import write_json_atomic
+from tools.lora import add_lora
 
 DATASET_FILE = "dataset.jsonl"
 METRICS_FILE = "metrics.json"

@@ -7,10 +7,11 @@ New backends (openai, vllm, llamacpp) register a factory in `BACKENDS`; the plan
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from agents.llm.base import LLM, LLMUsage, Messages
-from agents.llm.structured import StructuredResult, generate_json
 
+# The planner every command uses unless told otherwise: the embedded model (see tools.models.smollm2).
 DEFAULT_SPEC = "transformers:smollm2"
 
 # MODEL names that mean "the embedded model" rather than a local dir or hub id.
@@ -21,11 +22,20 @@ def _make_transformers(model: str, *, device: str, dtype: str, adapter: str | No
     from agents.llm.transformers_backend import TransformersLLM
 
     if model in EMBEDDED_ALIASES:
-        from agents.llm.smollm2 import embedded_model_dir
+        from tools.models.smollm2 import embedded_model_dir
 
         path, name = embedded_model_dir(), f"transformers:{model}"
         return TransformersLLM(path, name=name, device=device, dtype=dtype, adapter=adapter)
-    return TransformersLLM(model, device=device, dtype=dtype, adapter=adapter)
+    if _looks_like_path(model) and not Path(model).expanduser().exists():  # else transformers talks of hub ids
+        raise FileNotFoundError(f"the model path {model} does not exist: give an existing model folder, a hub id, "
+                                f"or one of {', '.join(sorted(EMBEDDED_ALIASES))} for the embedded model")
+    return TransformersLLM(str(Path(model).expanduser()) if _looks_like_path(model) else model, device=device,
+                           dtype=dtype, adapter=adapter)
+
+
+def _looks_like_path(model: str) -> bool:
+    """A local path rather than a hub id ("org/name"): absolute, home- or dot-relative, or existing."""
+    return model.startswith(("/", "~", "./", "../")) or Path(model).expanduser().exists()
 
 
 Factory = Callable[..., LLM]
@@ -44,4 +54,4 @@ def make_llm(
     return BACKENDS[backend](model, device=device, dtype=dtype, adapter=adapter)
 
 
-__all__ = ["BACKENDS", "DEFAULT_SPEC", "LLM", "LLMUsage", "Messages", "StructuredResult", "generate_json", "make_llm"]
+__all__ = ["BACKENDS", "DEFAULT_SPEC", "LLM", "LLMUsage", "Messages", "make_llm"]

@@ -1,16 +1,21 @@
 """LoRA adapter directories: what base model they belong to, and loading them onto one.
 
 An adapter dir is what `peft` writes (`adapter_config.json` + `adapter_model.safetensors`) plus
-`embodia_adapter.json`, which names the base model and its architecture. peft alone would fail on a
-mismatched base with a wall of tensor-shape errors (or, for same-shape models, not fail at all); the
-fingerprint turns that into one sentence naming both models.
+`embodia_adapter.json`, which names the base model and its architecture (`tools.models.fingerprint`).
+peft alone would fail on a mismatched base with a wall of tensor-shape errors, load an adapter whose
+keys do not fit with only a warning (the adapter then silently not applied), and raise `RuntimeError`
+or `SafetensorError` for another rank or truncated weights; every one of these ends here in one
+`AdapterMismatchError` (a `ValueError`, exit 2 on the CLI) that names the file.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tools.models.fingerprint import fingerprint, fingerprint_mismatch
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; transformers loads only with a model
     from transformers import PreTrainedModel
@@ -22,13 +27,10 @@ DEFAULT_PLANNER_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "pl
 DEFAULT_ADAPTER_SPECS = frozenset({"transformers:smollm2"})
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# Config fields that must agree for LoRA weights to mean the same thing on another copy of a model.
-ARCH_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-               "num_attention_heads", "num_key_value_heads")
 
 
 class AdapterMismatchError(ValueError):
-    """The adapter was trained on another base model (or is not an adapter dir at all)."""
+    """The adapter does not fit this model: another base, other keys or rank, damaged files, not an adapter dir."""
 
 
 def resolve_adapter(spec: str, choice: str | None) -> str | None:
@@ -39,12 +41,6 @@ def resolve_adapter(spec: str, choice: str | None) -> str | None:
     if choice.lower() == "default":
         return str(DEFAULT_PLANNER_ADAPTER) if spec in DEFAULT_ADAPTER_SPECS else None
     return choice
-
-
-def fingerprint(model: PreTrainedModel) -> dict[str, Any]:
-    """Architecture fields of `model`'s config: equal fingerprints mean the adapter's shapes fit."""
-    config = model.config
-    return {name: getattr(config, name, None) for name in ARCH_FIELDS}
 
 
 def write_adapter_meta(directory: str | Path, *, base: str, model: PreTrainedModel, **extra: Any) -> None:
@@ -60,25 +56,29 @@ def read_adapter_meta(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise AdapterMismatchError(f"{directory} has no {ADAPTER_META}: cannot tell which base model it was "
                                    f"trained on; retrain it with `embodia finetune`")
-    return json.loads(path.read_text())
+    _read_json(Path(directory, ADAPTER_CONFIG))  # peft's own parse error would not name the file
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise AdapterMismatchError(f"{path} is not a JSON object; retrain the adapter with `embodia finetune`")
+    return meta
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AdapterMismatchError(f"{path} is not readable JSON ({exc}); retrain the adapter with "
+                                   f"`embodia finetune`") from exc
 
 
 def check_adapter(directory: str | Path, model: PreTrainedModel, base: str) -> dict[str, Any]:
     """Raise `AdapterMismatchError` naming both models unless the adapter fits `model`; return its metadata."""
     meta = read_adapter_meta(directory)
-    check_fingerprint(meta.get("fingerprint"), model, what=f"adapter {directory}", trained_on=meta.get("base_model"),
-                      base=base)
+    problem = fingerprint_mismatch(meta.get("fingerprint"), model, what=f"adapter {directory}",
+                                   trained_on=meta.get("base_model"), base=base)
+    if problem:
+        raise AdapterMismatchError(problem)
     return meta
-
-
-def check_fingerprint(expected: dict[str, Any] | None, model: PreTrainedModel, *, what: str, trained_on: Any,
-                      base: str) -> None:
-    """Raise `AdapterMismatchError` naming both models unless `model`'s fingerprint is `expected`."""
-    found = fingerprint(model)
-    if expected != found:
-        diff = {k: ((expected or {}).get(k), v) for k, v in found.items() if (expected or {}).get(k) != v}
-        raise AdapterMismatchError(f"{what} was trained on base model {trained_on!r}, which differs from {base!r}: "
-                                   f"(its, this model's) {diff}")
 
 
 def load_adapter(model: PreTrainedModel, directory: str | Path, base: str, *, merge: bool = True) -> PreTrainedModel:
@@ -87,7 +87,24 @@ def load_adapter(model: PreTrainedModel, directory: str | Path, base: str, *, me
     Merged by default: inference then runs at the base model's speed, with no LoRA branches.
     """
     from peft import PeftModel
+    from peft.utils import get_peft_model_state_dict
+    from safetensors import SafetensorError, safe_open
 
     check_adapter(directory, model, base)
-    peft_model = PeftModel.from_pretrained(model, str(directory))
+    weights = Path(directory, ADAPTER_WEIGHTS)
+    try:
+        with safe_open(weights, framework="pt") as f:  # reads the header: a truncated file fails here
+            saved = set(f.keys())
+        with warnings.catch_warnings():  # peft's missing-keys warning: reported below as an error instead
+            warnings.filterwarnings("ignore", message=".*missing adapter keys.*")
+            peft_model = PeftModel.from_pretrained(model, str(directory))
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:  # another rank: RuntimeError (shapes)
+        raise AdapterMismatchError(f"cannot load the adapter weights {weights} onto {base!r}: "
+                                   f"{str(exc).strip().splitlines()[0]}") from exc
+    expected = set(get_peft_model_state_dict(peft_model))
+    if saved != expected:
+        missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+        raise AdapterMismatchError(f"{weights} does not fit {base!r}: {len(missing)} missing keys (e.g. "
+                                   f"{missing[:2]}) and {len(unexpected)} unexpected keys (e.g. {unexpected[:2]}); "
+                                   f"it would silently not apply. Retrain it for this model with `embodia finetune`")
     return peft_model.merge_and_unload() if merge else peft_model

@@ -53,7 +53,7 @@ class LLM(ABC):
         """Greedy chat reply, cut before the first stop string.
 
         `schema` asks for a JSON object; backends with constrained decoding enforce it, others use it
-        as a hint. Validation and retries live in `agents.llm.structured.generate_json`.
+        as a hint (the caller validates the reply).
         """
 
     @abstractmethod

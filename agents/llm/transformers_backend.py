@@ -15,6 +15,10 @@ as one string and comparing with the tokenised prompt. The option's tokens are t
 common token prefix, so a token that merges the prompt's trailing characters with the option's first
 characters (e.g. prompt "is " + option "Paris" -> token " Paris") counts as an option token. This
 scores exactly the token sequence the model would itself produce for that text.
+
+Inputs are bounded by the model's context (`max_position_embeddings`) before anything is allocated:
+the packed mask is quadratic in the tokens (55k tokens would take about 15 GB), and positions past
+the context mean nothing to the model anyway. Too long a request raises `PromptTooLongError`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from agents.llm.adapters import load_adapter
 from agents.llm.base import LLM, LLMUsage, Messages
+
+
+class PromptTooLongError(ValueError):
+    """The prompt (plus options) does not fit the model's context; the message says by how much."""
 
 
 @dataclass
@@ -87,6 +95,7 @@ class TransformersLLM(LLM):
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device)
         self.name = name or f"transformers:{model}"
+        self.context: int = getattr(self.model.config, "max_position_embeddings", None) or 2048
         if adapter:  # a LoRA dir from `embodia finetune`, checked against this base model, merged in
             self.model = load_adapter(self.model, adapter, self.name)
         self.model.eval()
@@ -108,6 +117,11 @@ class TransformersLLM(LLM):
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _check_length(self, tokens: int, what: str) -> None:
+        if tokens > self.context:
+            raise PromptTooLongError(f"{what} is {tokens} tokens, more than {self.name}'s context of {self.context} "
+                                     f"tokens; shorten the request")
+
     # ---------------------------------------------------------------------------------- generate
     @torch.inference_mode()
     def generate(
@@ -119,10 +133,11 @@ class TransformersLLM(LLM):
         schema: dict | None = None,
     ) -> str:
         """Greedy reply. With a schema the reply is primed with "{" so the model starts a JSON object
-        (this backend has no grammar-constrained decoding; `generate_json` validates and retries)."""
+        (this backend has no grammar-constrained decoding; the caller validates the reply)."""
         with self._track() as call:
             primer = "{" if schema is not None else ""
             ids = torch.tensor([self._encode(self.render(messages) + primer)], device=self.device)
+            self._check_length(ids.shape[1] + max_tokens, f"the prompt plus max_tokens={max_tokens}")
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
@@ -146,8 +161,12 @@ class TransformersLLM(LLM):
         with self._track() as call:
             text = self.render(prompt)
             prompt_ids = self._encode(text)
+            self._check_length(len(prompt_ids), "the prompt")
             full = [self._encode(text + o) for o in options]
             starts = [common_prefix(prompt_ids, f) for f in full]  # first token of each option
+            # The packed sequence: the prompt once, then every option's tokens (the mask is its square).
+            self._check_length(len(prompt_ids) + sum(len(f) - s for f, s in zip(full, starts, strict=True)),
+                               f"the prompt plus its {len(options)} options")
             shared = min([len(prompt_ids), *starts])
             if shared == 0:
                 raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")

@@ -1,20 +1,27 @@
-"""Tests for agents/llm against the real embedded SmolLM2 (no mocks).
+"""Tests for agents/llm (and the embedded-model cache in tools/models) against the real embedded SmolLM2.
 
-The first run converts the GGUF into the cache (~30-40 s); the corrupt-cache test converts once more.
+The first run converts the GGUF into the cache (~30-40 s); the damaged-cache test converts once more.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+from transformers import LlamaConfig, LlamaForCausalLM
 
-from agents.llm import BACKENDS, LLMUsage, generate_json, make_llm
-from agents.llm.smollm2 import (
+from agents.llm import BACKENDS, LLMUsage, make_llm
+from agents.llm.adapters import AdapterMismatchError, load_adapter, write_adapter_meta
+from agents.llm.transformers_backend import PromptTooLongError, TransformersLLM
+from tools.lora import LoraSettings, add_lora
+from tools.models.smollm2 import (
     MANIFEST,
     PIP_HINT,
     EmbeddedModelMissingError,
@@ -22,7 +29,6 @@ from agents.llm.smollm2 import (
     embedded_model_dir,
     find_embedded_gguf,
 )
-from agents.llm.transformers_backend import TransformersLLM
 
 CHAT = [{"role": "user", "content": "Name one fruit."}]
 
@@ -103,32 +109,45 @@ def test_usage_arithmetic() -> None:
     assert a - b == LLMUsage(1, 6, 3, 1.0)
 
 
-def test_generate_json_valid_or_recorded_failure(llm: TransformersLLM) -> None:
-    schema = {"type": "object", "properties": {"fruit": {"type": "string"}}, "required": ["fruit"]}
-    result = generate_json(llm, CHAT, schema, max_tokens=24)
-    assert result.value is not None, result.errors
-    assert isinstance(result.value["fruit"], str) and result.attempts == len(result.raw)
-
-    impossible = {"type": "object", "required": ["x"], "properties": {"x": {"not": {}}}}
-    result = generate_json(llm, CHAT, impossible, retries=1, max_tokens=16)
-    assert result.value is None and not result.ok
-    assert result.attempts == 2 and len(result.errors) == 2 and len(result.raw) == 2
-
-
-def test_corrupt_cache_is_rebuilt(model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_cache_is_rebuilt(model_dir: Path, llm: TransformersLLM, tmp_path: Path,
+                                  caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "smollm2"
     shutil.copytree(model_dir, cache)
+    gguf = find_embedded_gguf()
     (cache / "tokenizer.json").unlink()
-    assert "tokenizer.json" in (_cache_problem(cache, find_embedded_gguf()) or "")
+    assert "tokenizer.json" in (_cache_problem(cache, gguf) or "")
     shutil.copy(model_dir / "tokenizer.json", cache / "tokenizer.json")
-    with open(cache / "model.safetensors", "r+b") as f:
+    with open(cache / "model.safetensors", "r+b") as f:  # truncated: caught by the size
         f.truncate(1000)
-    with caplog.at_level(logging.WARNING, logger="agents.llm.smollm2"):
+    assert "wrong size" in (_cache_problem(cache, gguf) or "")
+    shutil.copy(model_dir / "model.safetensors", cache / "model.safetensors")
+    assert _cache_problem(cache, gguf) is None
+    size = (cache / "model.safetensors").stat().st_size
+    with open(cache / "model.safetensors", "r+b") as f:  # damaged in place: same size, same header, other weights
+        f.seek(size // 2)
+        block = f.read(4096)
+        f.seek(size // 2)
+        f.write(bytes(b ^ 0xFF for b in block))
+    assert (cache / "model.safetensors").stat().st_size == size
+    assert "damaged" in (_cache_problem(cache, gguf) or "")
+    with caplog.at_level(logging.WARNING, logger="tools.models.smollm2"):
         assert embedded_model_dir(cache) == cache
-    assert "Rebuilding" in caplog.text and "model.safetensors" in caplog.text
-    assert _cache_problem(cache, find_embedded_gguf()) is None
-    assert (cache / "model.safetensors").stat().st_size == (model_dir / "model.safetensors").stat().st_size
+    assert "Rebuilding" in caplog.text and "model.safetensors is damaged" in caplog.text
+    assert _cache_problem(cache, gguf) is None
     assert (cache / MANIFEST).is_file() and not list(tmp_path.glob(".smollm2.*"))  # no temp/stale dirs left
+    monkeypatch.setenv("EMBODIA_LLM_THREADS", "1")
+    prompt, options = "The capital of France is", [" Paris", " banana"]
+    rebuilt = TransformersLLM(cache).score(prompt, options)
+    assert all(math.isfinite(s) for s in rebuilt) and rebuilt == pytest.approx(llm.score(prompt, options), abs=1e-5)
+
+
+def test_manifest_without_content_hashes_is_rebuilt(model_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "smollm2"
+    shutil.copytree(model_dir, cache)
+    manifest = json.loads((cache / MANIFEST).read_text())
+    del manifest["sha256"]
+    (cache / MANIFEST).write_text(json.dumps(manifest))
+    assert "no content hashes" in (_cache_problem(cache, find_embedded_gguf()) or "")
 
 
 def test_missing_package_names_pip_command(tmp_path: Path) -> None:
@@ -152,3 +171,79 @@ def test_make_llm_loads_local_dir(model_dir: Path, llm: TransformersLLM, monkeyp
     assert local.name == f"transformers:{model_dir}"
     prompt, options = "The capital of France is", [" Paris", " banana"]
     assert local.score(prompt, options) == pytest.approx(llm.score(prompt, options), abs=1e-5)
+
+
+def test_missing_local_path_says_so() -> None:
+    with pytest.raises(FileNotFoundError, match="the model path /nonexistent/model does not exist"):
+        make_llm("transformers:/nonexistent/model")
+
+
+def test_too_long_request_is_refused_before_allocating(llm: TransformersLLM) -> None:
+    long_prompt = "wood " * (llm.context + 10)
+    with pytest.raises(PromptTooLongError, match=f"context of {llm.context} tokens"):
+        llm.score(long_prompt, [" yes", " no"])
+    half = "wood " * (llm.context // 2)
+    with pytest.raises(PromptTooLongError, match="plus its 2 options"):
+        llm.score(half, [half, " no"])
+    with pytest.raises(PromptTooLongError, match="max_tokens"):
+        llm.generate([{"role": "user", "content": half}], max_tokens=llm.context)
+
+
+# --- adapters: on a tiny real Llama (the checks do not depend on the model's size) ---
+
+def _tiny_llama() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=4))
+
+
+@pytest.fixture
+def adapter_dir(tmp_path: Path) -> Path:
+    """A real LoRA adapter (rank 4, non-zero B weights so that applying it changes the logits)."""
+    model = add_lora(_tiny_llama(), LoraSettings(rank=4, alpha=8), seed=1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    out = tmp_path / "adapter"
+    model.save_pretrained(out)
+    write_adapter_meta(out, base="tiny-llama", model=model.get_base_model())
+    return out
+
+
+def test_adapter_applies(adapter_dir: Path) -> None:
+    ids = torch.tensor([[1, 2, 3, 4]])
+    base = _tiny_llama()
+    with torch.no_grad():
+        before = base(ids).logits
+        after = load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")(ids).logits
+    assert not torch.allclose(before, after)
+
+
+def test_adapter_with_other_keys_fails_instead_of_silently_not_applying(adapter_dir: Path) -> None:
+    weights = adapter_dir / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k.replace("q_proj", "query"): v for k, v in tensors.items()}, weights)
+    with pytest.raises(AdapterMismatchError, match=r"adapter_model.safetensors does not fit 'tiny-llama': 4 missing"):
+        load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")
+
+
+def test_adapter_with_other_rank_names_the_file(adapter_dir: Path) -> None:
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    (adapter_dir / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
+    with pytest.raises(AdapterMismatchError, match=r"cannot load the adapter weights .*adapter_model.safetensors"):
+        load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")
+
+
+def test_truncated_adapter_weights_name_the_file(adapter_dir: Path) -> None:
+    weights = adapter_dir / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(AdapterMismatchError, match=r"cannot load the adapter weights .*adapter_model.safetensors"):
+        load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")
+
+
+@pytest.mark.parametrize("name", ["adapter_config.json", "embodia_adapter.json"])
+def test_adapter_json_errors_name_the_file(adapter_dir: Path, name: str) -> None:
+    (adapter_dir / name).write_text('{"r": 4,')
+    with pytest.raises(AdapterMismatchError, match=f"{name} is not readable JSON"):
+        load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")

