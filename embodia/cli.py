@@ -1,7 +1,13 @@
-"""``embodia`` command line: a thin shell that turns flags into config objects and calls the packages."""
+"""``embodia`` command line: a thin shell that turns flags into config objects and calls the packages.
+
+Exit codes: 0 success, 1 the goal failed, 2 bad input (a flag, a path, a saved session).
+Every input is checked before the planner loads; text from users, models and envs is printed
+through :func:`embodia.text.user_text`.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +24,7 @@ from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
 from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption, WorldModelOption
+from embodia.text import user_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Embodied agents: an LLM planner reasoning RAFA-style over skills in Crafter.")
@@ -29,6 +36,28 @@ train_app.command("world-model")(train_world_model)
 console = Console()
 
 
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` (plain text, escaped here) as the reason for exit 2, and return the exit to raise."""
+    console.print(f"[red]error:[/] {user_text(message)}")
+    return typer.Exit(2)
+
+
+def check_out(out: Path, *, option: str = "--out", earlier: tuple[str, ...] = (), overwrite: bool = False) -> None:
+    """Exit 2 unless ``out`` is a folder this process can write (created if missing) that holds none of
+    the ``earlier`` record files, unless ``overwrite`` -- checked before the planner loads."""
+    if out.exists() and not out.is_dir():
+        raise fail(f"{option} {out} is a file, not a folder: pick another path")
+    found = [name for name in earlier if (out / name).exists()]
+    if found and not overwrite:
+        raise fail(f"{option} {out} already holds an episode ({', '.join(found)}): pick another folder, "
+                   "or add --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot write to {option} {out}: {exc.strerror or exc}") from exc
+
 
 def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> LLM | None:
     """Build the planner LLM, or exit with the fix when it cannot load."""
@@ -38,13 +67,13 @@ def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> 
     from agents.llm.adapters import resolve_adapter
 
     started = time.perf_counter()
-    with console.status(f"loading planner {spec} …"):
+    with console.status(f"loading planner {user_text(spec)} …"):
         try:
             llm = make_llm(spec, device=device, dtype=dtype, adapter=resolve_adapter(spec, adapter))
         except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
-            console.print(f"[red]cannot load planner {spec!r}:[/] {exc}")
+            console.print(f"[red]cannot load planner {user_text(repr(spec))}:[/] {user_text(exc)}")
             raise typer.Exit(2) from exc
-    console.print(f"[dim]planner {llm.name} ready in {time.perf_counter() - started:.1f} s[/]")
+    console.print(f"[dim]planner {user_text(llm.name)} ready in {time.perf_counter() - started:.1f} s[/]")
     return llm
 
 
@@ -53,22 +82,28 @@ def make_config(**fields: object) -> RafaConfig:
     try:
         return RafaConfig(**fields)
     except ValueError as exc:
-        console.print(f"[red]bad option:[/] {exc}")
+        console.print(f"[red]bad option:[/] {user_text(exc)}")
         raise typer.Exit(2) from exc
 
 
 def default_out(kind: str, label: str) -> Path:
     slug = "-".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())[:40] or kind
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{slug}"
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{slug}"
+    path, n = base, 1
+    while path.exists():  # two runs in the same second get two folders
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 @app.command()
 def run(
     goal: Annotated[str, typer.Argument(help="what to do, in plain words, e.g. 'make a wooden pickaxe'")],
-    seed: Annotated[int, typer.Option(help="world seed")] = 0,
-    max_steps: Annotated[int, typer.Option(help="env-step budget for the goal")] = 10_000,
+    seed: Annotated[int, typer.Option(min=0, help="world seed")] = 0,
+    max_steps: Annotated[int, typer.Option(min=1, help="env-step budget for the goal")] = 10_000,
     llm: LLMOption = "transformers:smollm2",
     out: Annotated[Path | None, typer.Option(help="episode folder (default runs/<time>-run-<goal>)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier episode in --out")] = False,
     video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
@@ -83,32 +118,36 @@ def run(
 ) -> None:
     """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
     from agents.episode import run_episode
+    from agents.goals import request_too_long
     from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE
 
-    if max_steps < 1:
-        raise typer.BadParameter("must be >= 1", param_hint="--max-steps")
-    planner = load_llm(llm, device, dtype, adapter)
+    if not goal.strip():
+        raise fail("GOAL is empty: say what to do, e.g. embodia run 'make a wooden pickaxe'")
+    if (too_long := request_too_long(goal)) is not None:
+        raise fail(too_long)
     out = out or default_out("run", goal)
+    check_out(out, earlier=(LOG_FILE, SUMMARY_FILE, VIDEO_FILE), overwrite=overwrite)
     config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine,
                          world_model=world_model or "")
+    planner = load_llm(llm, device, dtype, adapter)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          on_step=StepPrinter(console, verbose))
     summary = result.summary
     if summary.get("goal_achievement") is None:
-        console.print(f"[yellow]{summary['reason']}[/]")
+        console.print(f"[yellow]{user_text(summary['reason'])}[/]")
     elif summary.get("error"):
-        console.print(f"[red]episode failed:[/] {summary['reason']}")
+        console.print(f"[red]episode failed:[/] {user_text(summary['reason'])}")
     console.print(f"[dim]{summary.get('env_steps', 0)} env steps · {summary['llm_calls']} LLM calls · "
                   f"median {summary['decision_ms_median']:.0f} ms/decision · {summary['wall_seconds']:.1f} s[/]")
     for name in (VIDEO_FILE, LOG_FILE, SUMMARY_FILE):
         if (out / name).exists():
-            console.print(f"{name:13s} {out / name}")
+            console.print(f"{name:13s} {user_text(out / name)}")
     raise typer.Exit(0 if result.success else 1)
 
 
 @app.command()
 def chat(
-    seed: Annotated[int, typer.Option(help="world seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="world seed")] = 0,
     llm: LLMOption = "transformers:smollm2",
     out: Annotated[Path | None, typer.Option(help="session folder (log, video, /save target)")] = None,
     resume: Annotated[Path | None, typer.Option(help="folder written by /save to continue from")] = None,
@@ -119,18 +158,23 @@ def chat(
     skills: SkillsOption = "expert",
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
-    from agents.chat import HELP, ChatReply, ChatSession
+    from agents.chat import HELP, ChatReply, ChatSession, read_saved
 
-    planner = load_llm(llm, device, dtype, adapter)
+    if resume is not None:
+        try:
+            read_saved(resume)
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(f"cannot resume: {exc}") from exc
     out = out or default_out("chat", f"seed {seed}")
+    check_out(out)
+    config = make_config(skills=skills)
+    planner = load_llm(llm, device, dtype, adapter)
     try:
-        session = ChatSession(planner, seed=seed, out_dir=out, config=make_config(skills=skills), video=video,
-                              resume=resume)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]cannot resume:[/] {exc}")
-        raise typer.Exit(2) from exc
+        session = ChatSession(planner, seed=seed, out_dir=out, config=config, video=video, resume=resume)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot start the session: {exc}") from exc
     printer = StepPrinter(console)
-    console.print(f"[bold]embodia chat[/] — world seed {session.seed}, session folder {out}\n{HELP}")
+    console.print(f"[bold]embodia chat[/] — world seed {session.seed}, session folder {user_text(out)}\n{HELP}")
     try:
         while True:
             try:
@@ -140,18 +184,21 @@ def chat(
             try:
                 for item in session.handle(line):
                     if isinstance(item, ChatReply):
-                        console.print(f"[bold blue]agent>[/] {item.text}")
+                        console.print(f"[bold blue]agent>[/] {user_text(item.text)}")
                         if item.quit:
                             return
                     else:
                         printer(item)
             except KeyboardInterrupt:
                 console.print("[yellow]interrupted — the world and memory are kept; type another goal[/]")
+            except Exception as exc:  # one bad line never ends the session: report it, keep world and memory
+                console.print(f"[red]that line failed:[/] {user_text(f'{type(exc).__name__}: {exc}', 500)} "
+                              "[yellow]— the world and memory are kept; /save still works[/]")
     except KeyboardInterrupt:
         console.print()
     finally:
         session.close()
-        console.print(f"[dim]session log: {out}[/]")
+        console.print(f"[dim]session log: {user_text(out)}[/]")
 
 
 if __name__ == "__main__":
