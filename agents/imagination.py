@@ -25,16 +25,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.calibration import Calibration
 from tools.base import Tool, ToolResult
 from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES, VITALS
 from tools.skills.crafter import SKILLS, normalise_skill_name
-from world_models.calibration import Calibration
+from world_models import SHIPPED_CHECKPOINT
 from world_models.config import RSSMConfig
 from world_models.env import WorldModelEnv
 from world_models.rssm import RSSMWorldModel, load_world_model
 
 #: The world model shipped with the repository (see its README for how it was trained).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "world_models" / "checkpoints" / "rssm-crafter-tiny"
+DEFAULT_CHECKPOINT = SHIPPED_CHECKPOINT
 _N_ITEMS = len(ITEM_NAMES)
 _HEALTH = ITEM_NAMES.index("health")
 
@@ -99,7 +100,7 @@ class ImaginedOutcome:
     Args:
         plan: the skills, in order.
         success_prob: the success estimate: from :meth:`Imagination.check` with a calibrated checkpoint, the
-            real success rate of steps given such a raw estimate (``world_models/calibration.py``); else the raw one.
+            real success rate of steps given such a raw estimate (``agents/calibration.py``); else the raw one.
         predicted_inventory_delta: mean predicted change of each inventory item (|change| >= 0.5 only).
         danger: mean predicted fall in health below its current value.
         frames: one rollout's predicted frames (T, H, W, 3) uint8.

@@ -231,15 +231,22 @@ def env_fault(folder: Path, rng: random.Random) -> Outcome:
     return outcome
 
 
-def bad_suite(folder: Path, case: str) -> Outcome:
+def bad_suite(folder: Path, case: str, timeout: float = 30.0) -> Outcome:
     """``embodia eval`` on a broken suite file: exit 2, one line naming the problem, no traceback."""
     outcome = Outcome(f"bad suite: {case}")
     suite_file = folder / "bad.yaml"
     suite_file.write_text(BAD_SUITES[case])
     started = time.monotonic()
-    proc = subprocess.run(eval_command(suite_file, folder / "run"), capture_output=True, text=True, timeout=120,
-                          start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    printed = (proc.stdout + proc.stderr).strip()
+    proc = subprocess.Popen(eval_command(suite_file, folder / "run"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        printed = proc.communicate(timeout=timeout)[0].decode(errors="replace").strip()
+    except subprocess.TimeoutExpired:  # a suite that takes this long to refuse is a denial of service
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        outcome.crashed, outcome.detail = True, f"not refused within {timeout:.0f} s"
+        return outcome
     outcome.detail = f"{time.monotonic() - started:.1f} s: {printed[:200]}"
     outcome.traceback_shown = "Traceback" in printed
     outcome.crashed = proc.returncode != 2 or len(printed.splitlines()) != 1 or str(suite_file) not in printed \
@@ -373,8 +380,13 @@ def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
         row["identical"] += bool(outcome.identical)
         if not outcome.clean:
             row["failures"].append(dataclasses.asdict(outcome))
-    return {"faults": rows, "soak_eval": soak_eval(Path(tempfile.mkdtemp(dir=work)), plan.soak_episodes),
-            "soak_chat": soak_chat(Path(tempfile.mkdtemp(dir=work)), plan.chat_turns)}
+    results: dict[str, Any] = {"faults": rows}
+    for name, soak, size in (("soak_eval", soak_eval, plan.soak_episodes), ("soak_chat", soak_chat, plan.chat_turns)):
+        try:
+            results[name] = soak(Path(tempfile.mkdtemp(dir=work)), size)
+        except Exception as exc:  # a soak that cannot run is reported as such; the fault table still counts
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return results
 
 
 def table(results: dict[str, Any]) -> str:
@@ -386,6 +398,9 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"| {name} | {row['tried']} | {row['crashes']} | {row['tracebacks']} | {row['lost']} | "
                      f"{row['duplicated']} | {row['left_behind']} | {same} |")
     ev, chat = results["soak_eval"], results["soak_chat"]
+    if "error" in ev or "error" in chat:
+        failed = f"eval {ev.get('error', 'ran')}, chat {chat.get('error', 'ran')}"
+        return "\n".join([*lines, "", f"Soak did not run: {failed}"])
     lines += ["", f"Soak: {ev['episodes']} eval episodes in {ev['seconds']} s ({ev['errors']} errors, exit "
                   f"{ev['exit']}, {ev['left_behind']} processes left): parent RSS start/end/peak "
                   f"{'/'.join(map(str, ev['parent_rss_mb']))} MB, largest worker "
@@ -411,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, results)
     print(table(results))
     print(f"\nwritten {args.out}")
-    return 0 if all(not row["failures"] for row in results["faults"].values()) else 1
+    soaked = all("error" not in results[name] for name in ("soak_eval", "soak_chat"))
+    return 0 if soaked and all(not row["failures"] for row in results["faults"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -26,11 +26,12 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ObservationHistory
+from agents.imagination import Imagination, ObservationHistory
 from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import SHARD_GLOB
 from tools.episodes import write_json_atomic
 from tools.skills.crafter import run_skill
+from world_models import SHIPPED_CHECKPOINT
 from world_models.data import HELDOUT_SEED, SKILL_NAMES, CollectConfig, SequenceSampler, collect, load_episodes
 from world_models.env import WorldModelEnv
 from world_models.metrics import ssim
@@ -188,7 +189,7 @@ def write_grid(grids: list[tuple[np.ndarray, np.ndarray]], path: Path, every: in
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--model", default=str(SHIPPED_CHECKPOINT))
     parser.add_argument("--data", default="data/world_model/heldout", help="held-out episode dataset (collected "
                         f"from seeds {HELDOUT_SEED}+ when missing)")
     parser.add_argument("--context", type=int, default=8)
