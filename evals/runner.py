@@ -141,8 +141,8 @@ class EvalConfig:
         spec, agent_config = get_agent(self.agent), self.agent_config()
         world_model = calibration = None
         if agent_config.imagination:  # torch loads with the world model only for agents that imagine
+            from agents.calibration import CALIBRATION_FILE
             from agents.imagination import DEFAULT_CHECKPOINT
-            from world_models.calibration import CALIBRATION_FILE
             from world_models.rssm import WEIGHTS_FILE
 
             folder = Path(agent_config.world_model or DEFAULT_CHECKPOINT)
