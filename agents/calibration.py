@@ -8,6 +8,9 @@ skill, shrunk towards the rate of all skills in that bin when a skill has few ex
 beta-binomial with ``strength`` pseudo-counts). It is fitted on the imagined-vs-real records that
 the agent logs for every executed step (``ActionStep.imagined``) on dev-seed episodes and stored as
 ``calibration.json`` beside the world-model checkpoint.
+
+It lives beside ``agents/imagination.py`` (not in ``world_models/``): it calibrates the agent's veto
+from the agent's own episode records, read through ``tools.episodes``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from agents.steps import ActionStep
+from tools.episodes import LOG_FILE, read_log
+from tools.io import atomic_write_text
 
 CALIBRATION_FILE = "calibration.json"
 #: Upper edges of the raw-estimate bins (the last one closes at 1).
@@ -59,7 +66,7 @@ class Calibration:
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CALIBRATION_FILE
-        path.write_text(json.dumps({"edges": EDGES, "strength": self.strength, "source": self.source,
+        atomic_write_text(path, json.dumps({"edges": EDGES, "strength": self.strength, "source": self.source,
                                     "counts": self.counts}, indent=1) + "\n")
         return path
 
@@ -69,7 +76,11 @@ class Calibration:
         path = Path(folder) / CALIBRATION_FILE
         if not path.exists():
             return None
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{path} is not readable JSON ({exc}); refit it with "
+                             f"`python -m agents.calibration`") from exc
         if tuple(data["edges"]) != EDGES:
             raise ValueError(f"{path}: bins {data['edges']} differ from this version's {EDGES}; refit it")
         return cls(data["counts"], data["strength"], data.get("source", ""))
@@ -77,18 +88,15 @@ class Calibration:
 
 def logged_steps(root: str | Path) -> Iterator[tuple[str, float, bool]]:
     """(skill, raw estimate, real success) of every executed step in the episode logs under ``root``."""
-    for log in sorted(Path(root).rglob("episode.jsonl")):
-        for line in log.read_text().splitlines():
-            if '"ActionStep"' not in line:
-                continue
-            record = json.loads(line)
+    for log in sorted(Path(root).rglob(LOG_FILE)):
+        for record in read_log(log):
             seen = record.get("imagined")
-            if record.get("type") == "ActionStep" and seen:
+            if record.get("type") == ActionStep.__name__ and seen:
                 yield record["arguments"]["skill"], seen["raw_success"], seen["real_success"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m world_models.calibration RUN_DIR CHECKPOINT``: fit on a run's logs, store beside the checkpoint."""
+    """``python -m agents.calibration RUN_DIR CHECKPOINT``: fit on a run's logs, store beside the checkpoint."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

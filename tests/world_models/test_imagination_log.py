@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from agents.calibration import ALL, EDGES, Calibration, logged_steps
 from agents.episode import run_episode
 from agents.rafa import RafaConfig
 from tools.episodes import LOG_FILE, SUMMARY_FILE, read_log
-from world_models.calibration import ALL, EDGES, Calibration, logged_steps
 
 
 def test_every_step_logs_imagined_next_to_real_and_the_summary_agrees(tmp_path, one_torch_thread) -> None:
@@ -60,3 +60,11 @@ def test_calibration_maps_raw_estimates_to_real_rates_and_round_trips(tmp_path) 
     assert Calibration.load(tmp_path) == calibration
     assert Calibration.load(tmp_path / "nowhere") is None
     assert len(calibration.counts[ALL]) == len(EDGES)
+
+
+def test_damaged_calibration_names_the_file(tmp_path) -> None:
+    Calibration.fit([("collect wood", 0.1, True)]).save(tmp_path)
+    assert not list(tmp_path.glob("*.tmp*"))  # written through a temp file, renamed into place
+    (tmp_path / "calibration.json").write_text('{"edges": [0.05,')
+    with pytest.raises(ValueError, match=r"calibration.json is not readable JSON"):
+        Calibration.load(tmp_path)
