@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agents.llm import DEFAULT_SPEC
 from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from embodia.commands.collect import collect
@@ -101,7 +102,7 @@ def run(
     goal: Annotated[str, typer.Argument(help="what to do, in plain words, e.g. 'make a wooden pickaxe'")],
     seed: Annotated[int, typer.Option(min=0, help="world seed")] = 0,
     max_steps: Annotated[int, typer.Option(min=1, help="env-step budget for the goal")] = 10_000,
-    llm: LLMOption = "transformers:smollm2",
+    llm: LLMOption = DEFAULT_SPEC,
     out: Annotated[Path | None, typer.Option(help="episode folder (default runs/<time>-run-<goal>)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an earlier episode in --out")] = False,
     video: Annotated[bool, typer.Option(help="write video.mp4")] = True,
@@ -148,7 +149,7 @@ def run(
 @app.command()
 def chat(
     seed: Annotated[int, typer.Option(min=0, help="world seed")] = 0,
-    llm: LLMOption = "transformers:smollm2",
+    llm: LLMOption = DEFAULT_SPEC,
     out: Annotated[Path | None, typer.Option(help="session folder (log, video, /save target)")] = None,
     resume: Annotated[Path | None, typer.Option(help="folder written by /save to continue from")] = None,
     video: Annotated[bool, typer.Option(help="write video.mp4 of the session")] = True,

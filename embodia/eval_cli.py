@@ -18,8 +18,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
+from agents.llm import DEFAULT_SPEC
 from embodia.options import AdapterOption, WorldModelOption
-from evals.agents import AGENTS, DEFAULT_LLM
+from evals.agents import AGENTS
 from evals.store import ResultsError
 from evals.suite import SuiteError
 
@@ -50,7 +51,7 @@ def run(
                                               "crafter-open")],
     agent: Annotated[str, typer.Option(help=f"one of: {', '.join(AGENTS)}")] = "rafa",
     llm: Annotated[str, typer.Option(help="planner BACKEND:MODEL for LLM agents, or 'none' (critic only)")]
-    = DEFAULT_LLM,
+    = DEFAULT_SPEC,
     split: Annotated[str, typer.Option(help="seed split of the suite: dev, heldout")] = "dev",
     num_seeds: Annotated[int | None, typer.Option(help="use only the first N seeds of the split")] = None,
     workers: Annotated[int, typer.Option(help="parallel episode processes (each loads its own LLM)")] = 1,

@@ -36,8 +36,6 @@ from agents.rafa import RafaAgent, RafaConfig
 from evals.baselines import OracleAgent, RandomAgent
 from evals.suite import Suite
 
-DEFAULT_LLM = "transformers:smollm2"
-
 
 @dataclass(frozen=True)
 class AgentSpec:

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.llm import DEFAULT_SPEC
 from tools.models.fingerprint import fingerprint, fingerprint_mismatch
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; transformers loads only with a model
@@ -24,7 +25,7 @@ ADAPTER_META = "embodia_adapter.json"
 # The shipped planner adapter (see its README.md card): the default of `embodia run` / `chat` with the
 # embedded model, because it beat the base model at choosing the agent's next subgoal.
 DEFAULT_PLANNER_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "planner-crafter"
-DEFAULT_ADAPTER_SPECS = frozenset({"transformers:smollm2"})
+DEFAULT_ADAPTER_SPECS = frozenset({DEFAULT_SPEC})
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
