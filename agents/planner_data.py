@@ -29,6 +29,7 @@ from agents.rafa import RafaConfig
 from tools.episodes import LOG_FILE, read_log
 
 TEMPLATE = "planner"
+TARGET_TEMPLATE = "planner_target"  # the reply to learn (skill, then "Plan: a → b.")
 
 
 class TraceError(ValueError):
@@ -71,7 +72,7 @@ class PlannerExample:
         """The reply to learn: the skill first (what ``score`` ranks), then the plan it starts."""
         if not rationale:
             return self.chosen
-        return f"{self.chosen}\nPlan: {' → '.join(self.future)}."
+        return prompts.render_text(TARGET_TEMPLATE, chosen=self.chosen, future=self.future)
 
 
 def check_version(found: str | None, where: str) -> None:
