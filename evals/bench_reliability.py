@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,14 @@ def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict
             (not results.exists() or results.read_bytes().count(b"\n") < 1):
         time.sleep(0.02)
     time.sleep(delay)
-    if sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
-        os.killpg(proc.pid, sig)
-    else:  # a service manager or an OOM killer signals the parent alone
-        proc.send_signal(sig)
+    missed = proc.poll() is not None
+    with suppress(ProcessLookupError):  # the run may end between the poll and the signal
+        if sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
+            os.killpg(proc.pid, sig)
+        else:  # a service manager or an OOM killer signals the parent alone
+            proc.send_signal(sig)
     printed = proc.communicate(timeout=120)[0].decode(errors="replace")
-    expected = 128 + sig if sig != signal.SIGKILL else -signal.SIGKILL
+    expected = 0 if missed else 128 + sig if sig != signal.SIGKILL else -signal.SIGKILL
     outcome.left_behind = len(wait_gone(proc.pid))
     for pid in session_processes(proc.pid):  # never leave them running, whatever the outcome
         os.kill(pid, signal.SIGKILL)
@@ -162,7 +165,7 @@ def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict
     outcome.detail = f"{saved} of {len(reference)} saved when stopped"
     if proc.returncode != expected:
         outcome.crashed, outcome.detail = True, f"exit {proc.returncode}, expected {expected}: {printed[-500:]}"
-    if sig != signal.SIGKILL and "--resume" not in printed:
+    if sig != signal.SIGKILL and not missed and "--resume" not in printed:
         outcome.crashed, outcome.detail = True, f"no resume command printed: {printed[-500:]}"
     if on_stopped is not None:
         on_stopped(out, printed)
@@ -292,6 +295,8 @@ def soak_eval(folder: Path, episodes: int, workers: int = 2) -> dict[str, Any]:
         time.sleep(0.5)
     left = wait_gone(proc.pid)
     records = load_results(out / RESULTS_FILE)
+    if not samples:
+        raise RuntimeError(f"embodia eval exited {proc.returncode} before its first episode was recorded")
     complete = [s for s in samples if len(s["workers"]) == workers] or samples
     first, last = complete[0], complete[-1]
 
@@ -361,7 +366,7 @@ def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
     for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
         for _ in range(plan.signal_tries):
             outcomes.append(interrupt_and_resume(Path(tempfile.mkdtemp(dir=work)), sig, reference,
-                                                 delay=rng.uniform(0, 1.5)))
+                                                 delay=rng.uniform(0, 0.5)))
     outcomes += [env_fault(Path(tempfile.mkdtemp(dir=work)), rng) for _ in range(plan.env_tries)]
     outcomes += [bad_suite(Path(tempfile.mkdtemp(dir=work)), case)
                  for case in BAD_SUITES for _ in range(plan.bad_suite_tries)]
