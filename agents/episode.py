@@ -1,7 +1,9 @@
 """Run one goal in a fresh world and leave its record: ``episode.jsonl``, ``summary.json``, ``video.mp4``.
 
 Shared by ``embodia run`` and the evaluation harness, so what a user watches and
-what a benchmark counts come from the same code path.
+what a benchmark counts come from the same code path. The world comes from an env
+factory; the log, the statistics of the summary and the caller's display all follow
+the run through the same typed step callbacks (:class:`~agents.steps.StepCallbacks`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +24,7 @@ from agents.goals import GoalResolution, resolve_goal
 from agents.llm.base import LLM, LLMUsage
 from agents.memory import Memory
 from agents.rafa import RafaAgent, RafaConfig
-from agents.steps import ActionStep, FinalStep, PlanningStep, Step
+from agents.steps import ActionStep, FinalStep, PlanningStep, Step, StepCallbacks
 from tools.envs.crafter import ACTION_NAMES, CrafterEnv
 from tools.envs.crafter_goals import Goal
 from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE, EpisodeLog, RecordEpisode, VideoWriter, write_json_atomic
@@ -57,6 +59,13 @@ class Agent(Protocol):
 
 #: Builds the agent for one episode from (env, llm, memory, config); ``RafaAgent`` itself is one.
 AgentFactory = Callable[[gym.Env, LLM | None, Memory, RafaConfig], Agent]
+#: Builds the bare world of one episode from (seed, config); ``run_episode`` adds the recorder around it.
+EnvFactory = Callable[[int, RafaConfig], gym.Env]
+
+
+def crafter_env(seed: int, config: RafaConfig) -> gym.Env:
+    """The default world: Crafter seeded with ``seed``, as long as the env-step budget."""
+    return CrafterEnv(seed=seed, length=config.max_env_steps)
 
 
 @dataclass
@@ -71,17 +80,54 @@ class EpisodeResult:
         return bool(self.summary["success"])
 
 
+@dataclass
+class EpisodeStats:
+    """What the summary counts, gathered from the steps as they stream by (register with :meth:`register`)."""
+
+    decision_ms: list[float] = field(default_factory=list)  # decisions that consulted the LLM
+    imagined: list[dict[str, Any]] = field(default_factory=list)  # imagined vs real, one per imagined action
+    vetoes: int = 0
+    final: FinalStep | None = None
+
+    def register(self, callbacks: StepCallbacks) -> None:
+        callbacks.on(PlanningStep, self._planning)
+        callbacks.on(ActionStep, self._action)
+        callbacks.on(FinalStep, self._final)
+
+    def _planning(self, step: PlanningStep) -> None:
+        self.vetoes += len(step.vetoed)
+        if step.llm_ms > 0:
+            self.decision_ms.append(step.decision_ms)
+
+    def _action(self, step: ActionStep) -> None:
+        if step.imagined is not None:
+            self.imagined.append(step.imagined)
+
+    def _final(self, step: FinalStep) -> None:
+        self.final = step
+
+    def timing(self) -> dict[str, float]:
+        return {"decision_ms_median": statistics.median(self.decision_ms) if self.decision_ms else 0.0,
+                "decision_ms_p95": percentile(self.decision_ms, 95)}
+
+
+def resolve(goal: str | Goal, llm: LLM | None) -> GoalResolution:
+    """Text is resolved to a goal; a ``Goal`` is taken as is (suites name goals exactly, open-ended is no phrase)."""
+    if isinstance(goal, Goal):
+        return GoalResolution(goal.phrase, goal, goal, 1.0, f"goal: {goal.phrase}")
+    return resolve_goal(goal, llm)
+
+
 def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: LLM | None,
                 config: RafaConfig | None = None, video: bool = True,
-                on_step: Callable[[Step], None] | None = None,
-                make_agent: AgentFactory = RafaAgent) -> EpisodeResult:
-    """Resolve ``goal_text``, pursue it in a fresh Crafter world seeded with ``seed``, record everything.
+                step_callbacks: StepCallbacks | None = None,
+                make_agent: AgentFactory = RafaAgent, make_env: EnvFactory = crafter_env) -> EpisodeResult:
+    """Resolve ``goal_text``, pursue it in a fresh world from ``make_env(seed, config)``, record everything.
 
     Never raises for what happens inside the episode: an unknown goal, an env
     crash or a budget overrun end it as failed, with the reason in the summary.
-    A ``Goal`` is taken as is (evaluation suites name goals exactly, and the
-    open-ended objective is no user phrase); ``make_agent`` lets the evaluation
-    baselines run through this same code path.
+    ``step_callbacks`` see every step after the log and the statistics did;
+    ``make_agent`` lets the evaluation baselines run through this same code path.
     """
     config = config or RafaConfig()
     out_dir = Path(out_dir)
@@ -90,41 +136,34 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
     writer = VideoWriter(out_dir / VIDEO_FILE) if video else None
     usage_before = llm.usage.copy() if llm is not None else LLMUsage()
     started = time.perf_counter()
-    goal = goal_text if isinstance(goal_text, Goal) else None
-    goal_text = goal.phrase if goal else goal_text
-    summary: dict[str, Any] = {"goal": goal_text, "seed": seed, "llm": llm.name if llm else None,
+    phrase = goal_text.phrase if isinstance(goal_text, Goal) else goal_text
+    summary: dict[str, Any] = {"goal": phrase, "seed": seed, "llm": llm.name if llm else None,
                                "success": False, "versions": versions()}
-    decision_ms: list[float] = []
-    final: FinalStep | None = None
+    stats = EpisodeStats()
     try:
-        resolution = (GoalResolution(goal_text, goal, goal, 1.0, f"goal: {goal_text}") if goal
-                      else resolve_goal(goal_text, llm))
+        resolution = resolve(goal_text, llm)
         summary["goal_achievement"] = resolution.goal.achievement if resolution.goal else None
-        log.write("goal", request=goal_text, resolved=summary["goal_achievement"], message=resolution.message)
+        log.write("goal", request=summary["goal"], resolved=summary["goal_achievement"], message=resolution.message)
         if resolution.goal is None:
             summary.update(reason=resolution.message,
                            closest_goal=resolution.closest.phrase if resolution.closest else None)
         else:
-            env = RecordEpisode(CrafterEnv(seed=seed, length=config.max_env_steps), log, writer, ACTION_NAMES)
+            env = RecordEpisode(make_env(seed, config), log, writer, ACTION_NAMES)
             if config.imagination:  # imagination starts from the recent real frames
                 from agents.imagination import ObservationHistory
 
                 env = ObservationHistory(env)
             env.reset(seed=seed)
             agent = make_agent(env, llm, Memory(), config)
-            imagined, vetoes = [], 0
+            callbacks = StepCallbacks()
+            for step_type in (PlanningStep, ActionStep, FinalStep):
+                callbacks.on(step_type, lambda step: log.write(type(step).__name__, **step.to_record()))
+            stats.register(callbacks)
             for step in agent.run(resolution.goal):
-                log.write(type(step).__name__, **step.to_record())
-                if isinstance(step, ActionStep) and step.imagined is not None:
-                    imagined.append(step.imagined)
-                if isinstance(step, PlanningStep):
-                    vetoes += len(step.vetoed)
-                if isinstance(step, PlanningStep) and step.llm_ms > 0:
-                    decision_ms.append(step.decision_ms)
-                if isinstance(step, FinalStep):
-                    final = step
-                if on_step is not None:
-                    on_step(step)
+                callbacks(step)
+                if step_callbacks is not None:
+                    step_callbacks(step)
+            final = stats.final
             summary.update(success=final.success, reason=final.reason, env_steps=final.env_steps,
                            decisions=final.decisions, error=final.error,
                            achievements=sorted(k for k, v in env.unwrapped.achievements.items() if v > 0),
@@ -132,7 +171,7 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
             if config.imagination:
                 from agents.imagination import imagination_summary
 
-                summary["imagination"] = imagination_summary(imagined, vetoes)
+                summary["imagination"] = imagination_summary(stats.imagined, stats.vetoes)
     except Exception as exc:  # an env or model crash ends this episode as failed, with its traceback
         summary.update(success=False, reason=f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
     finally:
@@ -140,12 +179,9 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
             writer.close()
         usage = (llm.usage - usage_before) if llm is not None else LLMUsage()
         summary.update(llm_calls=usage.calls, prompt_tokens=usage.prompt_tokens,
-                       completion_tokens=usage.completion_tokens,
-                       decision_ms_median=statistics.median(decision_ms) if decision_ms else 0.0,
-                       decision_ms_p95=percentile(decision_ms, 95),
+                       completion_tokens=usage.completion_tokens, **stats.timing(),
                        wall_seconds=round(time.perf_counter() - started, 3))
         log.write("summary", **summary)
         log.close()
         write_json_atomic(out_dir / SUMMARY_FILE, summary)
     return EpisodeResult(out_dir, summary)
-

@@ -3,13 +3,17 @@
 Each decision:
 1. *learn* — build the belief from the observation and memory (placed things,
    lessons that make the model distrust parts of its own memory);
-2. *plan for the future* — for each feasible skill, imagine a future of depth H
+2. *plan for the future* — for each feasible skill, chain a future to the goal
    with the transition model (:class:`~agents.skill_model.SkillModel`) and score
-   it with a critic (skill calls still needed, vitals, recent failures), plus
-   the LLM's preference among the options (SayCan-style ``score``);
+   it with the critic (``agents.critic``: skill calls still needed, vitals, recent
+   failures, threats), plus the LLM's preference among the options (SayCan-style
+   ``score``);
 3. *act for now* — execute only the first step of the best future;
 4. *update* — store predicted vs actual outcome; on a contradiction write a
-   reflection, update the model, and replan (the switching condition).
+   reflection (``agents.reflection``), update the model, and replan (the switching condition).
+
+The ablations (greedy, open-loop, blind) are strategies (``agents.strategies``); imagination
+(rafa-imagine, rafa-dream) and the feedback rule are switches on top of any of them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +30,11 @@ import numpy as np
 
 from agents.llm.base import LLM
 from agents.memory import Memory, RecallTool
+from agents.reflection import compare, reflect
 from agents.skill_model import Belief, Prediction, SkillModel
-from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
-from prompts import render_messages, render_text
+from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step, StepCallback, StepCallbacks
+from agents.strategies import OpenLoop, strategy_for
+from prompts import render_messages
 from prompts import version as prompt_version
 from tools.base import ToolRegistry, ToolResult
 from tools.crafter_tools import ActTool, LookTool, SkillRunner
@@ -56,8 +62,12 @@ def make_skill_runner(kind: str, attempt_budget: int = 0) -> SkillRunner:
 class RafaConfig:
     """Budgets and weights of the RAFA loop.
 
+    The ablation switches (``lookahead``, ``replan``, ``feasibility_model``) pick a strategy
+    (``agents.strategies.strategy_for``); ``evals/agents.py`` names each combination.
+
     Args:
-        horizon: depth H of each imagined future (skill calls).
+        horizon: how many skills of each candidate's future are kept (shown in the thought and the
+            log). The critic always scores the whole chain to the goal (``Candidate.cost_to_go``).
         branches: how many candidate futures (best by critic) are shown to the LLM.
         llm_weight: weight of the LLM's option probability in the value; below 1 it
             breaks ties between equally good futures without overruling the critic.
@@ -74,7 +84,8 @@ class RafaConfig:
         lessons_shown: how many reflections the planner prompt shows.
         max_env_steps: env-step budget for one goal.
         max_decisions: planning-step budget for one goal.
-        max_llm_calls: LLM-call budget for one goal; past it the critic decides alone.
+        max_llm_calls: how many decisions of one goal may consult the LLM (a decision counts once,
+            retries included); past it the critic decides alone.
         max_seconds: wall-clock budget for one goal.
         llm_retries: retries of a failed or invalid LLM decision before falling back.
         lookahead: False drops the model and critic: the LLM alone picks among feasible
@@ -172,6 +183,7 @@ class RafaAgent:
         self.memory = memory if memory is not None else Memory()
         self.config = config or RafaConfig()
         self.model = SkillModel(SKILLS)
+        self.strategy = strategy_for(self.config)
         runner = make_skill_runner(self.config.skills, self.config.attempt_budget)
         self.tools = ToolRegistry([ActTool(env, runner), LookTool(env), RecallTool(self.memory)])
         self.imagination = None
@@ -181,16 +193,16 @@ class RafaAgent:
             self.imagination = Imagination(self.config.world_model or DEFAULT_CHECKPOINT,
                                            calibrate=self.config.imagine_calibrated)
             self.tools.register(ImagineTool(env, self.imagination))
-        self.callbacks: dict[type, list[Callable[[Step], None]]] = {}
+        self.callbacks = StepCallbacks()
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
                                    if r.data.get("distrust")}
         self.placed: set[str] = set()
         self.failed_unchanged: set[str] = set()  # skills that failed since the last success or item change
 
-    def on(self, step_type: type, callback: Callable[[Step], None]) -> None:
+    def on(self, step_type: type, callback: StepCallback) -> None:
         """Call ``callback`` with every yielded step of ``step_type``."""
-        self.callbacks.setdefault(step_type, []).append(callback)
+        self.callbacks.on(step_type, callback)
 
     # --- learn: the belief ---
     def belief(self) -> Belief:
@@ -217,7 +229,8 @@ class RafaAgent:
         start_counts = dict(world.achievements)
         started, env_steps, decisions, llm_calls = time.perf_counter(), 0, 0, 0
         self.memory.add("goal", f"goal: {goal.phrase}", step=world.steps, goal=goal.achievement)
-        self._open_loop_plan: list[str] | None = None
+        if isinstance(self.strategy, OpenLoop):
+            self.strategy.reset()
         final: FinalStep | None = None
         while final is None:
             exhausted = self._exhausted(decisions, env_steps, time.perf_counter() - started)
@@ -260,12 +273,11 @@ class RafaAgent:
                error: str | None = None) -> FinalStep:
         self.memory.add("note", f"goal {goal.phrase}: {'done' if success else 'failed'} ({reason})",
                         step=self.env.unwrapped.steps, goal=goal.achievement, success=success)
-        return FinalStep(goal.phrase, success, reason, env_steps, decisions, error)
+        return FinalStep(goal=goal.phrase, success=success, reason=reason, env_steps=env_steps,
+                         decisions=decisions, error=error)
 
     def _emit(self, step: Step) -> Step:
-        for callback in self.callbacks.get(type(step), []):
-            callback(step)
-        return step
+        return self.callbacks(step)
 
     # --- reason for future ---
     def _plan(self, goal: Goal, index: int, use_llm: bool) -> PlanningStep:
@@ -273,13 +285,12 @@ class RafaAgent:
         started = time.perf_counter()
         belief = self.belief()
         state = self.tools.call("look", {}).text
-        if not cfg.replan:
+        if isinstance(self.strategy, OpenLoop):
             return self._open_loop(goal, index, belief, state)
-        candidates = self._candidates(goal, belief)
-        if not candidates:
-            return PlanningStep(index, goal.phrase, state, [], None, "nothing feasible",
-                                error=f"no plan reaches {goal.achievement} from here")
-        shortlist = sorted(candidates, key=lambda c: -c.critic)[: cfg.branches if cfg.lookahead else None]
+        shortlist = self.options(goal, belief)
+        if not shortlist:
+            return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=[], chosen=None,
+                                thought="nothing feasible", error=f"no plan reaches {goal.achievement} from here")
         prompt = self._prompt(goal, state, [c.first for c in shortlist])
         llm_ms, error = 0.0, None
         if self.llm is not None and use_llm and self._llm_can_change(shortlist):
@@ -296,9 +307,10 @@ class RafaAgent:
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         if revisions:
             thought = f"{'; '.join(revisions)}. {thought}"
-        return PlanningStep(index, goal.phrase, state, shortlist, chosen, thought, llm_ms,
-                            (time.perf_counter() - started) * 1000, error, prompt, prompt_version("planner"),
-                            imagined, vetoed)
+        return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=shortlist, chosen=chosen,
+                            thought=thought, llm_ms=llm_ms, decision_ms=(time.perf_counter() - started) * 1000,
+                            error=error, prompt=prompt, prompt_version=prompt_version("planner"),
+                            imagined=imagined, vetoed=vetoed)
 
     def _imagine_futures(self, shortlist: list[Candidate]) -> None:
         """RAFA's learned model: imagine the near-tied futures and add ``imagine_weight`` × their success share.
@@ -349,48 +361,21 @@ class RafaAgent:
         best, second = sorted((c.critic for c in shortlist), reverse=True)[:2]
         return best - second <= self.config.llm_weight
 
-    def _open_loop(self, goal: Goal, index: int, belief: Belief, state: str) -> PlanningStep:
-        """Plan once from the first belief, then hand out its steps in order, never revising them."""
-        if self._open_loop_plan is None:
-            self._open_loop_plan = self.model.plan(belief, goal.achievement) or []
-        if not self._open_loop_plan:
-            return PlanningStep(index, goal.phrase, state, [], None, "plan exhausted",
-                                error="the open-loop plan ended without reaching the goal")
-        future = list(self._open_loop_plan)
-        self._open_loop_plan.pop(0)
-        chosen = Candidate(future, float(len(future)), -len(future), None, -len(future))
-        return PlanningStep(index, goal.phrase, state, [chosen], chosen,
-                            f"{goal.phrase}: following the fixed plan; doing {future[0]!r} now")
-
-    def _candidates(self, goal: Goal, belief: Belief) -> list[Candidate]:
-        cfg = self.config
-        doomed = set() if cfg.retry_unchanged else self.failed_unchanged
-        if not cfg.lookahead:  # greedy: every feasible (blind: every) skill is an equal candidate; the LLM decides
-            return [Candidate([name], math.inf, 0.0, None, 0.0) for name in self.model.skills
-                    if name not in doomed and (not cfg.feasibility_model or self.model.check(belief, name)[0])]
+    def options(self, goal: Goal, belief: Belief) -> list[Candidate]:
+        """The strategy's shortlist for this decision; the feedback rule keeps out what failed unchanged."""
         recent_failures = [r.data.get("skill") for r in self.memory.recent("transition", 5) if not r.data.get("ok")]
-        thresholds = dict(cfg.vital_thresholds)
-        if belief.night and belief.count("wood_pickaxe"):
-            thresholds["energy"] = cfg.night_energy_threshold
-        candidates = []
-        for name in self.model.skills:
-            prediction, after = self.model.predict(belief, name)
-            if not prediction.feasible or name in doomed:
-                continue
-            if prediction.achievement == goal.achievement:
-                rest: list[str] | None = []
-            else:
-                rest = self.model.plan(after, goal.achievement)
-            if rest is None:
-                continue
-            cost = 1.0 + len(rest)
-            shortfall = sum(max(0, level - after.count(v)) for v, level in thresholds.items())
-            fights = SKILLS[name].verb == "fight" and belief.count("health") > cfg.fight_min_health
-            unfought = belief.threats - {SKILLS[name].target} if fights else belief.threats
-            critic = (-cost - cfg.vital_weight * shortfall - cfg.failure_penalty * recent_failures.count(name)
-                      - cfg.threat_weight * len(unfought))
-            candidates.append(Candidate([name, *rest][: cfg.horizon], cost, critic, None, critic))
-        return candidates
+        excluded = set() if self.config.retry_unchanged else self.failed_unchanged
+        return self.strategy.options(self.model, belief, goal.achievement, recent_failures, excluded)
+
+    def _open_loop(self, goal: Goal, index: int, belief: Belief, state: str) -> PlanningStep:
+        """The open-loop strategy's next step: its fixed plan, never revised."""
+        future = self.strategy.next_future(self.model, belief, goal.achievement)
+        if not future:
+            return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=[], chosen=None,
+                                thought="plan exhausted", error="the open-loop plan ended without reaching the goal")
+        chosen = Candidate(future=future, cost_to_go=float(len(future)), critic=-len(future), value=-len(future))
+        return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=[chosen], chosen=chosen,
+                            thought=f"{goal.phrase}: following the fixed plan; doing {future[0]!r} now")
 
     def _prompt(self, goal: Goal, state: str, options: list[str]) -> list[dict[str, str]]:
         """The planner prompt for this decision; logged with every decision, so traces can train the planner."""
@@ -426,7 +411,7 @@ class RafaAgent:
         budget = min(SKILLS[skill].budget, steps_left)
         result = self.tools.call("act", {"skill": skill, "budget": budget})
         unlocked = list(result.data.get("achievements_unlocked", []))
-        matched, actual = self._compare(prediction, result)
+        matched, actual = compare(prediction, result)
         if result.ok and SKILLS[skill].verb == "place":
             self.placed.add(SKILLS[skill].target)
         items_changed = any(item not in VITALS for item in result.data.get("inventory_delta", {}))
@@ -441,40 +426,16 @@ class RafaAgent:
             from agents.imagination import imagined_vs_real
 
             imagined = imagined_vs_real(imagined, result.ok, result.data.get("inventory_delta", {}), unlocked)
-        return ActionStep(index, "act", {"skill": skill, "budget": budget}, prediction.describe(), result.ok,
-                          actual, matched, int(result.data.get("steps", 0)), unlocked, reflection,
-                          result.error, result.data, imagined)
-
-    @staticmethod
-    def _compare(prediction: Prediction, result: ToolResult) -> tuple[bool, str]:
-        """Did the real outcome confirm the prediction? Returns (matched, outcome in words)."""
-        delta = result.data.get("inventory_delta", {})
-        gained = ", ".join(f"{n:+d} {item}" for item, n in delta.items() if n) or "no inventory change"
-        if not result.ok:
-            return False, f"failed: {result.data.get('reason') or result.text}"
-        missing = [item for item, n in prediction.gains.items() if n > 0 and delta.get(item, 0) <= 0
-                   and item not in VITALS]
-        if prediction.achievement and prediction.achievement not in result.data.get("achievements_unlocked", []) \
-                and not missing:
-            missing = [prediction.achievement]
-        if missing:
-            return False, f"succeeded but without {', '.join(missing)} ({gained})"
-        return True, f"ok ({gained})"
+        return ActionStep(index=index, tool="act", arguments={"skill": skill, "budget": budget},
+                          predicted=prediction.describe(), ok=result.ok, outcome=actual, matched=matched,
+                          env_steps=int(result.data.get("steps", 0)), achievements=unlocked, reflection=reflection,
+                          error=result.error, data=result.data, imagined=imagined)
 
     def _reflect(self, goal: Goal, skill: str, prediction: Prediction, result: ToolResult, actual: str) -> str:
-        """Turn a contradicted prediction into a lesson and, where it names a belief, a model update."""
-        reason = str(result.data.get("reason") or "")
-        wrong = [thing for thing in SKILLS[skill].near if thing in reason]
-        if wrong:
-            thing = wrong[0]
-            self.distrust.add(thing)
-            lesson = (f"A {thing} I placed earlier is not always within reach; "
-                      f"only count on a {thing} I can see, otherwise place a new one.")
-        else:
-            thing = ""
-            lesson = f"Do not repeat {skill} blindly; change something first."
-        text = render_text("reflection", skill=skill, expected=prediction.describe(), actual=actual, reason="",
-                           lesson=lesson)
-        self.memory.add("reflection", text, step=self.env.unwrapped.steps, goal=goal.achievement,
-                        skill=skill, distrust=thing)
-        return text
+        """Write the lesson of a contradicted prediction to memory; a named station is distrusted from now on."""
+        reflection = reflect(skill, prediction, result, actual)
+        if reflection.distrust:
+            self.distrust.add(reflection.distrust)
+        self.memory.add("reflection", reflection.text, step=self.env.unwrapped.steps, goal=goal.achievement,
+                        skill=skill, distrust=reflection.distrust)
+        return reflection.text

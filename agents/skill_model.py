@@ -147,8 +147,3 @@ class SkillModel:
         steps.append(name)
         _, after = self.predict(state, name)
         return after
-
-    def cost_to_go(self, belief: Belief, achievement: str) -> float:
-        """Number of skill calls the plan still needs (inf when no plan exists)."""
-        plan = self.plan(belief, achievement)
-        return float("inf") if plan is None else float(len(plan))

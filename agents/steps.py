@@ -1,23 +1,29 @@
 """The records the agent's run loop yields: planning, action and final steps.
 
 Like smolagents' memory steps, they are plain dataclasses, errors are stored in
-them (never raised), and a consumer (terminal, log, web UI) subscribes by type.
+them (never raised), and a consumer (terminal, log, web UI) subscribes by type
+(:class:`StepCallbacks`). Candidates and planning/action steps are built with keywords.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Candidate:
-    """One imagined future: its first step is what would be executed now."""
+    """One imagined future: its first step is what would be executed now.
+
+    ``cost_to_go`` counts the skill calls of the whole chain to the goal (inf: the greedy planner
+    does not plan), ``future`` only its first ``horizon`` skills.
+    """
 
     future: list[str]
     cost_to_go: float
     critic: float
-    llm_logprob: float | None
+    llm_logprob: float | None = None
     value: float
     imagined_success: float | None = None  # share of imagined rollouts in which the future's start succeeds
 
@@ -26,7 +32,7 @@ class Candidate:
         return self.future[0]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PlanningStep:
     """RAFA "reason for future": candidates evaluated with the model and critic, one chosen."""
 
@@ -48,7 +54,7 @@ class PlanningStep:
         return asdict(self)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ActionStep:
     """RAFA "act for now": the first step executed, its predicted and actual outcome."""
 
@@ -86,3 +92,26 @@ class FinalStep:
 
 
 Step = PlanningStep | ActionStep | FinalStep
+StepCallback = Callable[[Any], None]
+
+
+class StepCallbacks:
+    """Callbacks keyed by step type (smolagents' ``step_callbacks={ActionStep: fn}``): the one way to follow a run.
+
+    ``callbacks(step)`` calls every callback registered for ``type(step)``, in registration order.
+    """
+
+    def __init__(self, callbacks: dict[type, StepCallback | list[StepCallback]] | None = None) -> None:
+        self._by_type: dict[type, list[StepCallback]] = {}
+        for step_type, found in (callbacks or {}).items():
+            for callback in found if isinstance(found, list) else [found]:
+                self.on(step_type, callback)
+
+    def on(self, step_type: type, callback: StepCallback) -> None:
+        """Call ``callback`` with every step of ``step_type``."""
+        self._by_type.setdefault(step_type, []).append(callback)
+
+    def __call__(self, step: Step) -> Step:
+        for callback in self._by_type.get(type(step), []):
+            callback(step)
+        return step

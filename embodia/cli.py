@@ -21,7 +21,6 @@ from agents.rafa import RafaConfig
 from embodia.commands.collect import collect
 from embodia.commands.finetune import finetune_app
 from embodia.commands.train import train_app
-from embodia.commands.world_model import train_world_model
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
 from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption, WorldModelOption
@@ -33,7 +32,6 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(finetune_app, name="finetune")
 app.command()(collect)
 app.add_typer(train_app, name="train")
-train_app.command("world-model")(train_world_model)
 console = Console()
 
 
@@ -132,7 +130,7 @@ def run(
                          world_model=world_model or "")
     planner = load_llm(llm, device, dtype, adapter)
     result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
-                         on_step=StepPrinter(console, verbose))
+                         step_callbacks=StepPrinter(console, verbose))
     summary = result.summary
     if summary.get("goal_achievement") is None:
         console.print(f"[yellow]{user_text(summary['reason'])}[/]")

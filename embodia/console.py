@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 
-from agents.steps import ActionStep, FinalStep, PlanningStep, Step
+from agents.steps import ActionStep, FinalStep, PlanningStep, StepCallbacks
+from embodia.text import user_text as escape  # the one escaper: markup and control characters
 
 
-class StepPrinter:
-    """A step callback that streams every step to the terminal as it happens."""
+class StepPrinter(StepCallbacks):
+    """Step callbacks, keyed by step type, that stream every step to the terminal as it happens."""
 
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+        super().__init__({PlanningStep: self._planning, ActionStep: self._action, FinalStep: self._final})
         self.console = console or Console()
         self.verbose = verbose
         self.achievements: list[str] = []
-
-    def __call__(self, step: Step) -> None:
-        if isinstance(step, PlanningStep):
-            self._planning(step)
-        elif isinstance(step, ActionStep):
-            self._action(step)
-        elif isinstance(step, FinalStep):
-            self._final(step)
 
     def _planning(self, step: PlanningStep) -> None:
         c = self.console

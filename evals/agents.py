@@ -1,27 +1,42 @@
 """The agents a suite can evaluate, by name, so every number in a report has a comparison.
 
-============  ===========================================================  =========  ==========
-name          what it is                                                   uses LLM   privileged
-============  ===========================================================  =========  ==========
-random        uniformly random actions                                     no         no
-oracle        scripted expert over the skills, knows the dependency tree   no         yes
-greedy        ReAct-style: the LLM picks one feasible skill at a time      yes        no
-open-loop     plans once with the skill model, never replans               no         no
-rafa          the full RAFA loop: model + critic + LLM prior, replanning   yes        no
-rafa-imagine  rafa + RIG: imagines each chosen skill in the world model    yes        no
-              and revises a step it confidently foresees failing (RIG)
-rafa-dream    rafa-imagine + near-tied futures scored in imagination       yes        no
-              (the world model as RAFA's transition model)
-greedy-blind  greedy without the skill model's preconditions: every skill  yes        no
-              is an option
-greedy-blind- greedy-blind + RIG on raw imagined success: imagination      yes        no
-imagine       stands in for the hand-written preconditions
-greedy-blind- greedy-blind that does not retry a failed skill until some    yes        no
-feedback      skill succeeds or an item changes (real feedback)
-greedy-blind- greedy-blind-imagine with the same feedback rule             yes        no
+=============  ===========================================================  ========  =====
+name           what it is                                                   uses LLM  †
+=============  ===========================================================  ========  =====
+random         uniformly random actions                                     no        no
+oracle         scripted expert over the skills, knows the dependency tree   no        yes
+greedy         ReAct-style: the LLM picks one feasible skill at a time      yes       no
+open-loop      plans once with the skill model, never replans               no        no
+rafa           the full RAFA loop: model + critic + LLM prior, replanning   yes       no
+rafa-imagine   rafa + RIG: imagines each chosen skill in the world model    yes       no
+               and revises a step it confidently foresees failing (RIG)
+rafa-dream     rafa-imagine + near-tied futures scored in imagination       yes       no
+               (the world model as RAFA's transition model)
+greedy-blind   greedy without the skill model's preconditions: every skill  yes       no
+               is an option
+greedy-blind-  greedy-blind + RIG on raw imagined success: imagination      yes       no
+imagine        stands in for the hand-written preconditions
+greedy-blind-  greedy-blind that does not retry a failed skill until some   yes       no
+feedback       skill succeeds or an item changes (real feedback)
+greedy-blind-  greedy-blind-imagine with the same feedback rule             yes       no
 imagine-
 feedback
-============  ===========================================================  =========  ==========
+=============  ===========================================================  ========  =====
+
+† marks the ``privileged`` reference in reports: the oracle needs no planner, it plans and acts on
+the whole map and the full dependency tree itself (an upper bound, not a competitor).
+
+Only ``random`` reads nothing beyond what a player sees (the 9×7 local view). Every planning
+agent (rafa, greedy, open-loop and their variants) reads privileged state too:
+
+* its belief (``RafaAgent.belief``) reads inventory, achievements and daylight from the true state,
+  and the materials and creatures of a 13×13 window of the true map (``NEAR_RADIUS`` 6 around the
+  player), wider than the view;
+* with ``--skills expert`` (the default) it acts through scripted skills that read the whole map to
+  find their targets and routes (``tools/skills``); ``--skills learned`` acts from pixels instead;
+* its skill model and critic know every skill's requirements and effects (crafter's data.yaml).
+
+So the gap between the oracle and these agents measures planning, not perception.
 """
 
 from __future__ import annotations

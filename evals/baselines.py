@@ -63,7 +63,8 @@ class RandomAgent(_Baseline):
             self.env.step(action)
             unlocked = [k for k, v in self.world.achievements.items() if v > before[k]]
             index += 1
-            yield ActionStep(index, "step", {"action": ACTION_NAMES[action]}, "", True, "", True, 1, unlocked)
+            yield ActionStep(index=index, tool="step", arguments={"action": ACTION_NAMES[action]}, predicted="",
+                             ok=True, outcome="", matched=True, env_steps=1, achievements=unlocked)
         yield self._final(goal, start, start_steps, index)
 
 
@@ -81,8 +82,9 @@ class OracleAgent(_Baseline):
             calls, steps, before = oracle.calls, self.world.steps, self.world.achievements
             oracle.achieve(skill)
             unlocked = [k for k, v in self.world.achievements.items() if v > before[k]]
-            yield ActionStep(oracle.calls, "oracle", {"skill": skill}, "", True,
-                             f"{oracle.calls - calls} skill calls", True, self.world.steps - steps, unlocked)
+            yield ActionStep(index=oracle.calls, tool="oracle", arguments={"skill": skill}, predicted="", ok=True,
+                             outcome=f"{oracle.calls - calls} skill calls", matched=True,
+                             env_steps=self.world.steps - steps, achievements=unlocked)
             if self.world.steps == steps:  # stuck without acting: more tries would change nothing
                 break
         yield self._final(goal, start, start_steps, oracle.calls)

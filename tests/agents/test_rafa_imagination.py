@@ -10,6 +10,7 @@ import pytest
 from agents.imagination import ObservationHistory
 from agents.rafa import RafaAgent, RafaConfig
 from agents.steps import FinalStep, PlanningStep
+from agents.strategies import Greedy
 from tools.envs.crafter import CrafterEnv
 from tools.envs.crafter_goals import GOALS
 
@@ -59,8 +60,9 @@ def test_the_blind_greedy_planner_sees_every_skill_and_needs_no_lookahead():
     goal = GOALS["make_wood_pickaxe"]
     sighted = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False))
     blind = RafaAgent(env, llm=None, config=RafaConfig(lookahead=False, feasibility_model=False))
-    seen = {c.first for c in sighted._candidates(goal, sighted.belief())}
-    options = {c.first for c in blind._candidates(goal, blind.belief())}
+    assert (sighted.strategy, blind.strategy) == (Greedy(sighted=True), Greedy(sighted=False))
+    seen = {c.first for c in sighted.options(goal, sighted.belief())}
+    options = {c.first for c in blind.options(goal, blind.belief())}
     assert "make wood_pickaxe" in options - seen  # no wood yet: only the skill model knew it cannot run
     assert seen < options and len(options) == len(blind.model.skills)
     with pytest.raises(ValueError, match="needs lookahead=False"):
@@ -78,7 +80,7 @@ def test_without_retries_a_step_that_failed_is_not_offered_again_until_an_item_c
                                                           retry_unchanged=retry, attempt_budget=attempt_budget))
 
         def options() -> set[str]:
-            return {c.first for c in agent._candidates(goal, agent.belief())}  # noqa: B023
+            return {c.first for c in agent.options(goal, agent.belief())}  # noqa: B023
 
         tried = agent._act(goal, 1, "collect stone", 100)  # no pickaxe: bare-handed digging does nothing
         assert not tried.ok
