@@ -288,8 +288,8 @@ def soak_eval(folder: Path, episodes: int, workers: int = 2) -> dict[str, Any]:
     started = time.monotonic()
     while proc.poll() is None:
         try:
-            if (out / RESULTS_FILE).exists():  # after start-up: the workers have loaded and run an episode
-                samples.append(_tree_usage(proc.pid))
+            if (out / RESULTS_FILE).exists():
+                samples.append({**_tree_usage(proc.pid), "done": (out / RESULTS_FILE).read_bytes().count(b"\n")})
         except psutil.Error:
             pass
         time.sleep(0.5)
@@ -297,7 +297,9 @@ def soak_eval(folder: Path, episodes: int, workers: int = 2) -> dict[str, Any]:
     records = load_results(out / RESULTS_FILE)
     if not samples:
         raise RuntimeError(f"embodia eval exited {proc.returncode} before its first episode was recorded")
-    complete = [s for s in samples if len(s["workers"]) == workers] or samples
+    # start once every worker has loaded and run episodes (a tenth of the soak): warm-up is not a leak
+    warm = max(2 * workers, episodes // 10)
+    complete = [s for s in samples if len(s["workers"]) == workers and s["done"] >= warm] or samples
     first, last = complete[0], complete[-1]
 
     def rss(sample: dict[str, Any]) -> float:
