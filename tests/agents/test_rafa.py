@@ -1,12 +1,18 @@
 """The RAFA loop in a real Crafter world: act for now, compare with the prediction, reflect, replan."""
 
+import json
+
 import numpy as np
 
+from agents.episode import run_episode
 from agents.rafa import RafaAgent, RafaConfig
-from agents.steps import ActionStep, FinalStep, PlanningStep
+from agents.reflection import compare, reflect
+from agents.skill_model import Belief, SkillModel
+from agents.steps import ActionStep, FinalStep, PlanningStep, StepCallbacks
+from agents.strategies import Greedy, Lookahead, OpenLoop, strategy_for
 from tools.envs.crafter import MATERIAL_IDS, CrafterEnv
 from tools.envs.crafter_goals import GOALS
-from tools.skills.crafter import NEAR_RADIUS, run_skill
+from tools.skills.crafter import NEAR_RADIUS, SKILLS, run_skill
 
 
 def finish(agent: RafaAgent, achievement: str) -> tuple[list, FinalStep]:
@@ -67,3 +73,50 @@ def test_budget_ends_the_goal_with_a_reason():
     assert not final.success
     assert "budget" in final.reason
     assert any(isinstance(s, PlanningStep) for s in steps)
+
+
+def test_a_contradicted_make_writes_the_table_lesson_word_for_word():
+    env = CrafterEnv(seed=1)
+    env.reset(seed=1)
+    run_skill(env, "collect wood")
+    prediction = SkillModel(SKILLS).predict(Belief(inventory={"wood": 1}, reachable=frozenset({"table"})),
+                                            "make wood_pickaxe")[0]
+    result = run_skill(env, "make wood_pickaxe")  # no table on the map
+    matched, actual = compare(prediction, result)
+    lesson = reflect("make wood_pickaxe", prediction, result, actual)
+    assert not matched and lesson.distrust == "table"
+    assert lesson.text == (f"make wood_pickaxe did not go as predicted: expected {prediction.describe()}, but "
+                           f"{actual}. A table I placed earlier is not always within reach; only count on a "
+                           "table I can see, otherwise place a new one.")
+    other = reflect("collect stone", prediction, run_skill(env, "collect stone"), "failed: no pickaxe")
+    assert other.distrust == "" and other.text.endswith("Do not repeat collect stone blindly; change something first.")
+
+
+def test_run_episode_builds_the_world_from_the_factory_and_streams_steps_by_type(tmp_path):
+    worlds: list[int] = []
+
+    def short_world(seed: int, config: RafaConfig) -> CrafterEnv:
+        worlds.append(seed)
+        return CrafterEnv(seed=seed, length=25)
+
+    seen: list[str] = []
+    callbacks = StepCallbacks({PlanningStep: lambda s: seen.append("plan"), FinalStep: lambda s: seen.append("end")})
+    result = run_episode("make a stone pickaxe", seed=4, out_dir=tmp_path, llm=None, video=False,
+                         step_callbacks=callbacks, make_env=short_world)
+    logged = [json.loads(line)["type"] for line in (tmp_path / "episode.jsonl").read_text().splitlines()]
+    assert worlds == [4] and not result.success and result.summary["env_steps"] <= 25
+    assert seen == ["plan"] * logged.count("PlanningStep") + ["end"] and logged.count("ActionStep") >= 1
+
+
+def test_every_named_agent_gets_its_strategy():
+    from evals.agents import AGENTS
+
+    expected = {"greedy": Greedy(sighted=True), "greedy-blind": Greedy(sighted=False), "open-loop": OpenLoop()}
+    for name, spec in AGENTS.items():
+        if spec.factory is not RafaAgent:
+            continue
+        strategy = strategy_for(RafaConfig(**spec.switches))
+        if name.startswith("rafa"):
+            assert isinstance(strategy, Lookahead) and strategy.branches == 8 and strategy.critic.horizon == 3
+        else:
+            assert strategy == expected[name.replace("-imagine", "").replace("-feedback", "")], name
