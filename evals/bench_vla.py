@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from evals.expert_skills import parse_seeds
 from tools.envs.crafter import CrafterEnv
 from tools.episodes import write_json_atomic
+from tools.seeds import parse_seeds
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridVLAPolicy, tokenize_instructions
 from vla.hybrid.configuration_hybrid import MODES

@@ -21,6 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tools.envs.crafter import CrafterEnv, daylight_phase
+from tools.seeds import parse_seeds
 from tools.skills.crafter import SKILLS, run_skill
 
 TARGETS: tuple[str, ...] = (
@@ -105,21 +106,16 @@ def run_seed(seed: int, max_steps: int) -> dict[str, int | None]:
     return {t: reached.get(t) for t in TARGETS}
 
 
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += list(range(int(lo), int(hi or lo) + 1))
-    return seeds
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="100-119")
     parser.add_argument("--max-steps", type=int, default=10000)
     parser.add_argument("--out", default="runs/bench/expert_skills.json")
     args = parser.parse_args(argv)
-    seeds = parse_seeds(args.seeds)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        parser.error(f"--seeds: {exc}")  # exit 2 with the usage line
     console = Console()
     per_seed: dict[int, dict[str, int | None]] = {}
     start = time.time()

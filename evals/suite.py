@@ -31,6 +31,7 @@ import yaml
 
 from agents.rafa import RafaConfig
 from tools.envs.crafter_goals import GOALS, match_goal
+from tools.seeds import parse_seeds
 
 ENVS = ("crafter",)
 OPEN = "open"
@@ -292,19 +293,3 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
     return cls(**{key: build_config(hints[key], value)
                   if key in hints and dataclasses.is_dataclass(hints[key]) and isinstance(value, dict) else value
                   for key, value in values.items()})
-
-
-def parse_seeds(value: Any) -> tuple[int, ...]:
-    """A list of non-negative ints, or a range string such as '100-119' (both ends included)."""
-    if isinstance(value, str):
-        first, sep, last = value.partition("-")
-        if not (first.strip().isdigit() and (not sep or last.strip().isdigit())):
-            raise ValueError(f"seed range must look like '100-119', got {value!r}")
-        value = list(range(int(first), int(last or first) + 1))
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"must be a non-empty list of seeds or an 'A-B' range, got {value!r}")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
-        raise ValueError(f"seeds must be non-negative integers, got {value!r}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"seeds repeat: {value!r}")
-    return tuple(value)

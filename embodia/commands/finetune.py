@@ -12,19 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from embodia.commands.train import (
-    BatchSizeOption,
-    CheckpointEveryOption,
-    EvalBudgetOption,
-    EvalSeedsOption,
-    MaxRowsOption,
-    StepsOption,
-    ValEveryOption,
-    VlaDataOption,
-    VlaResumeOption,
-    VlaSeedOption,
-    WarmupOption,
-)
+from embodia.commands.train import HYBRID, VLA
+from embodia.options import config_option
+
+#: The planner's training config; `finetune planner` is a preset of it for the 135M planner on a 2-core CPU.
+PLANNER = "agents.finetune:TrainConfig"
+LORA = "tools.lora:LoraSettings"
 
 console = Console()
 finetune_app = typer.Typer(no_args_is_help=True, help="LoRA fine-tuning runs with peft (CPU by default; "
@@ -34,7 +27,7 @@ finetune_app = typer.Typer(no_args_is_help=True, help="LoRA fine-tuning runs wit
 def _seeds(spec: str | None) -> list[int] | None:
     if not spec:
         return None
-    from evals.suite import parse_seeds
+    from tools.seeds import parse_seeds
 
     try:
         return list(parse_seeds(spec))
@@ -48,18 +41,19 @@ def planner(
                                              "repeatable")],
     out: Annotated[Path, typer.Option(help="adapter dir (checkpoints/, dataset.jsonl, metrics.json inside)")],
     base: Annotated[str, typer.Option(help="base model BACKEND:MODEL")] = "transformers:smollm2",
-    steps: Annotated[int, typer.Option(help="optimizer steps")] = 40,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-3,
-    warmup_steps: Annotated[int, typer.Option(help="linear warm-up steps (then cosine decay to 10%)")] = 4,
-    batch_tokens: Annotated[int, typer.Option(help="tokens per step (examples are packed, no padding)")] = 1024,
-    rank: Annotated[int, typer.Option(help="LoRA rank (attention projections)")] = 8,
-    top_layers: Annotated[int, typer.Option(help="adapt only the last N layers (0 = all): cheaper backward")] = 6,
-    seed: Annotated[int, typer.Option(help="data order and initialisation seed")] = 0,
+    steps: int = config_option(PLANNER, "steps", default=40),
+    lr: float = config_option(PLANNER, "lr", default=2e-3),
+    warmup_steps: int = config_option(PLANNER, "warmup_steps", default=4),
+    batch_tokens: int = config_option(PLANNER, "batch_tokens", default=1024),
+    rank: int = config_option(LORA, "rank", help="LoRA rank (attention projections, alpha = 2 x rank)"),
+    top_layers: int = config_option(LORA, "top_layers", default=6,
+                                    help="adapt only the last N layers (0 = all): cheaper backward"),
+    seed: int = config_option(PLANNER, "seed"),
     heldout_seeds: Annotated[str | None, typer.Option(help="world seeds held out, e.g. 16-19 "
                                                       "(default: the highest fifth)")] = None,
     eval_examples: Annotated[int, typer.Option(help="held-out decisions whose accuracy is measured")] = 40,
-    eval_every: Annotated[int, typer.Option(help="steps between held-out loss evaluations")] = 20,
-    save_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 10,
+    eval_every: int = config_option(PLANNER, "eval_every", default=20),
+    save_every: int = config_option(PLANNER, "save_every", default=10),
     rationale: Annotated[bool, typer.Option(help="target = skill + its plan (else the skill only)")] = True,
     shuffle_options: Annotated[bool, typer.Option(help="shuffle the options in training prompts")] = True,
     all_episodes: Annotated[bool, typer.Option(help="also learn from failed episodes")] = False,
@@ -104,30 +98,31 @@ def planner(
 
 @finetune_app.command()
 def vla(
-    data: VlaDataOption = Path("data/crafter-skills"),
-    out: Annotated[Path, typer.Option(help="output folder: policy (config + LoRA/new weights only), checkpoint/, "
-                                      "metrics.json")] = Path("runs/vla/hybrid-smollm2"),
-    steps: StepsOption = 100,
-    batch_size: BatchSizeOption = 8,
-    lr: Annotated[float, typer.Option(help="peak learning rate (LoRA and the new projections/heads)")] = 1e-3,
-    warmup_steps: WarmupOption = 10,
-    rank: Annotated[int, typer.Option(help="LoRA rank (attention projections, alpha = 2 x rank)")] = 8,
-    top_layers: Annotated[int, typer.Option(help="LoRA on the last N used layers only (0 = all)")] = 0,
-    llm_layers: Annotated[int, typer.Option(help="use SmolLM2's first N decoder layers (0 = all 30)")] = 0,
-    max_rows: MaxRowsOption = 0,
-    val_every: ValEveryOption = 20,
-    seed: VlaSeedOption = 0,
-    checkpoint_every: CheckpointEveryOption = 25,
-    resume: VlaResumeOption = False,
-    eval_seeds: EvalSeedsOption = "",
-    eval_budget: EvalBudgetOption = 100,
+    data: Path = config_option(VLA, "data", "--data"),
+    out: Path = config_option(VLA, "out", default=Path("runs/vla/hybrid-smollm2"),
+                              help="output folder: policy (config + LoRA/new weights only), checkpoint/, metrics.json"),
+    steps: int = config_option(VLA, "steps", default=100),
+    batch_size: int = config_option(VLA, "batch_size", default=8),
+    lr: float = config_option(VLA, "lr"),
+    warmup_steps: int = config_option(VLA, "warmup_steps", default=10),
+    rank: int = config_option(HYBRID, "lora_rank", "--rank"),
+    top_layers: int = config_option(HYBRID, "lora_top_layers", "--top-layers"),
+    llm_layers: int = config_option(HYBRID, "llm_layers"),
+    max_rows: int = config_option(VLA, "max_rows"),
+    val_every: int = config_option(VLA, "val_every"),
+    seed: int = config_option(VLA, "seed", "--seed"),
+    checkpoint_every: int = config_option(VLA, "checkpoint_every", default=25),
+    resume: bool = config_option(VLA, "resume", "--resume"),
+    eval_seeds: str = config_option(VLA, "eval_seeds", default="", help="held-out world seeds for the final "
+                                    "closed-loop skill eval, e.g. 1000-1002,1010; '' to skip"),
+    eval_budget: int = config_option(VLA, "eval_budget", default=100),
     speed_actions: Annotated[int, typer.Option(help="policy.act calls timed at batch 1 after training "
                                                "(0 = skip)")] = 10,
 ) -> None:
     """Train HybridVLA with the embedded SmolLM2 as its backbone (peft LoRA) on an episode dataset."""
     import resource
 
-    from embodia.commands.train import parse_seeds, run_vla_training, vla_config
+    from embodia.commands.train import run_vla_training, seeds_option, vla_config
     from vla.data import dataset_spaces
     from vla.hybrid import HybridConfig
     from vla.train import TrainConfig
@@ -137,7 +132,7 @@ def vla(
                               seed=seed, **dataset_spaces(data))
         return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
                            warmup_steps=warmup_steps, seed=seed, val_every=val_every,
-                           checkpoint_every=checkpoint_every, eval_seeds=parse_seeds(eval_seeds),
+                           checkpoint_every=checkpoint_every, eval_seeds=seeds_option(eval_seeds),
                            eval_budget=eval_budget, resume=resume, max_rows=max_rows)
 
     metrics = run_vla_training(vla_config(build, "fine-tune"), "finetune")

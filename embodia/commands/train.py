@@ -1,47 +1,51 @@
-"""``embodia train …``: training commands; ``vla`` here, other trainers add one function each.
+"""``embodia train …``: one function per trainer (``vla``, ``world-model``), each decorated with
+``@train_app.command("<name>")``, turning flags into its package's config dataclass and calling the
+package's ``train(cfg)``.
 
-Each trainer is a function decorated with ``@train_app.command("<name>")`` that turns flags into
-its package's config dataclass and calls the package's ``train(cfg)``.
+Every flag that sets a config field is ``config_option(CONFIG, "field")``: its default and help are the
+dataclass's own, so ``--help`` cannot drift from the config the package documents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from embodia.options import config_option
 
 if TYPE_CHECKING:
     from vla.train import TrainConfig
 
-# Options every VLA trainer (`embodia train vla`, `embodia finetune vla`) takes, in one wording.
-VlaDataOption = Annotated[Path, typer.Option("--data", help="episode dataset folder (embodia collect)")]
-StepsOption = Annotated[int, typer.Option(help="optimizer steps")]
-BatchSizeOption = Annotated[int, typer.Option(help="rows per step")]
-VlaSeedOption = Annotated[int, typer.Option("--seed", help="seed for weights, batches, noise")]
-VlaResumeOption = Annotated[bool, typer.Option("--resume", help="continue from OUT/checkpoint")]
-CheckpointEveryOption = Annotated[int, typer.Option(help="steps between checkpoints")]
-EvalSeedsOption = Annotated[str, typer.Option(help="held-out world seeds for the final closed-loop skill eval, "
-                                              "'' to skip")]
-EvalBudgetOption = Annotated[int, typer.Option(help="env steps per skill attempt in the eval")]
-WarmupOption = Annotated[int, typer.Option(help="linear warm-up steps (then cosine decay to 10%)")]
-MaxRowsOption = Annotated[int, typer.Option(help="train and validate on the dataset's first N rows only (0 = all)")]
-ValEveryOption = Annotated[int, typer.Option(help="every N-th episode is held out for validation")]
+#: The config dataclasses the flags come from (read without importing torch: see ``embodia.options``).
+VLA = "vla.train:TrainConfig"
+HYBRID = "vla.hybrid.configuration_hybrid:HybridConfig"
+WORLD_MODEL = "world_models.train:TrainConfig"
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train policies and models.")
 console = Console()
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """'1000-1002,1010' -> (1000, 1001, 1002, 1010); '' -> ()."""
-    seeds: list[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        seeds += range(int(lo), int(hi or lo) + 1)
-    return tuple(seeds)
+def seeds_option(text: str) -> tuple[int, ...]:
+    """``--eval-seeds`` ('1000-1002,1010'; '' skips the eval) through ``tools.seeds``; a bad one is a usage error."""
+    from tools.seeds import parse_seeds
+
+    try:
+        return parse_seeds(text, allow_empty=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--eval-seeds") from exc
 
 
 def progress_bar() -> Progress:
@@ -54,14 +58,15 @@ def vla_config(build: Callable[[], TrainConfig], verb: str) -> TrainConfig:
     try:
         return build()
     except FileNotFoundError as exc:
-        console.print(f"[red]cannot {verb}:[/] {exc}")
+        console.print(f"[red]cannot {verb}:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
 
 def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
-    """``vla.train.train(cfg)`` under a rich progress bar; data that does not fit the policy exits 2."""
+    """``vla.train.train(cfg)`` under a rich progress bar; data that does not fit the policy, a damaged
+    checkpoint or a resume under another config exits 2."""
     from tools.episode_dataset import MissingColumnsError
     from tools.train_state import CorruptCheckpointError, ResumeMismatchError
     from vla.base import SpaceMismatchError
@@ -77,33 +82,34 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
             return train(cfg, on_step=on_step)
         except (FileNotFoundError, MissingColumnsError, SpaceMismatchError, ResumeMismatchError,
                 CorruptCheckpointError) as exc:
-            console.print(f"[red]cannot {verb}:[/] {exc}")
+            console.print(f"[red]cannot {verb}:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
 
 
 @train_app.command("vla")
 def vla(
-    data: VlaDataOption = Path("data/crafter-skills"),
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/vla/hybrid-crafter"),
-    steps: StepsOption = 3000,
-    batch_size: BatchSizeOption = 64,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
-    warmup_steps: WarmupOption = 100,
-    max_rows: MaxRowsOption = 0,
-    val_every: ValEveryOption = 20,
-    seed: VlaSeedOption = 0,
-    resume: VlaResumeOption = False,
-    checkpoint_every: CheckpointEveryOption = 500,
-    eval_seeds: EvalSeedsOption = "1000-1002",
-    eval_budget: EvalBudgetOption = 150,
-    d_model: Annotated[int, typer.Option(help="transformer width")] = 64,
-    n_layers: Annotated[int, typer.Option(help="transformer blocks")] = 3,
-    chunk_size: Annotated[int, typer.Option(help="actions per inference call")] = 1,
-    num_inference_steps: Annotated[int, typer.Option(help="DDIM steps at inference")] = 4,
-    ar_loss_weight: Annotated[float, typer.Option(help="AR loss weight (0: diffusion-only training)")] = 1.0,
-    diffusion_loss_weight: Annotated[float, typer.Option(help="diffusion loss weight (0: AR-only)")] = 1.0,
-    max_instruction_len: Annotated[int, typer.Option(help="instruction bytes the policy reads")] = 20,
-    num_bins: Annotated[int, typer.Option(help="continuous actions: AR bins per action dimension")] = 256,
+    data: Path = config_option(VLA, "data", "--data"),
+    out: Path = config_option(VLA, "out"),
+    steps: int = config_option(VLA, "steps"),
+    batch_size: int = config_option(VLA, "batch_size"),
+    lr: float = config_option(VLA, "lr"),
+    warmup_steps: int = config_option(VLA, "warmup_steps"),
+    max_rows: int = config_option(VLA, "max_rows"),
+    val_every: int = config_option(VLA, "val_every"),
+    seed: int = config_option(VLA, "seed", "--seed"),
+    resume: bool = config_option(VLA, "resume", "--resume"),
+    checkpoint_every: int = config_option(VLA, "checkpoint_every"),
+    eval_seeds: str = config_option(VLA, "eval_seeds", help="held-out world seeds for the final closed-loop "
+                                    "skill eval, e.g. 1000-1002,1010; '' to skip"),
+    eval_budget: int = config_option(VLA, "eval_budget"),
+    d_model: int = config_option(HYBRID, "d_model"),
+    n_layers: int = config_option(HYBRID, "n_layers"),
+    chunk_size: int = config_option(HYBRID, "chunk_size"),
+    num_inference_steps: int = config_option(HYBRID, "num_inference_steps"),
+    ar_loss_weight: float = config_option(HYBRID, "ar_loss_weight"),
+    diffusion_loss_weight: float = config_option(HYBRID, "diffusion_loss_weight"),
+    max_instruction_len: int = config_option(HYBRID, "max_instruction_len"),
+    num_bins: int = config_option(HYBRID, "num_bins"),
 ) -> None:
     """Train HybridVLA on an episode dataset (runs under `accelerate launch` too); ends with an eval.
 
@@ -120,7 +126,7 @@ def vla(
                               max_instruction_len=max_instruction_len, num_bins=num_bins, **dataset_spaces(data))
         return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
                            warmup_steps=warmup_steps, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
-                           eval_seeds=parse_seeds(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
+                           eval_seeds=seeds_option(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
                            val_every=val_every)
 
     metrics = run_vla_training(vla_config(build, "train"), "train")
@@ -128,3 +134,55 @@ def vla(
     success = metrics.get("mean_task_success") or metrics.get("mean_skill_success")
     console.print(f"mean {'task' if 'mean_task_success' in metrics else 'skill'} success: {success} · "
                   f"{metrics['train_samples_per_s']} samples/s · policy and metrics.json in {out}")
+
+
+@train_app.command("world-model")
+def world_model(
+    data: Path = config_option(WORLD_MODEL, "data", default=Path("data/world_model/train")),
+    out: Path = config_option(WORLD_MODEL, "out", default=Path("runs/world_model/tiny")),
+    preset: str = config_option(WORLD_MODEL, "preset"),
+    steps: int = config_option(WORLD_MODEL, "steps"),
+    batch_size: int = config_option(WORLD_MODEL, "batch_size"),
+    seq_len: int = config_option(WORLD_MODEL, "seq_len"),
+    lr: float = config_option(WORLD_MODEL, "lr"),
+    grad_clip: float = config_option(WORLD_MODEL, "grad_clip"),
+    checkpoint_every: int = config_option(WORLD_MODEL, "checkpoint_every"),
+    seed: int = config_option(WORLD_MODEL, "seed"),
+    resume: bool = config_option(WORLD_MODEL, "resume"),
+    device: str = config_option(WORLD_MODEL, "device"),
+    mixed_precision: str = config_option(WORLD_MODEL, "mixed_precision"),
+    state_scale: float = config_option(WORLD_MODEL, "state_scale"),
+    threads: int = config_option(WORLD_MODEL, "threads"),
+    collect: int = typer.Option(60, help="when DATA holds no episodes, first collect this many "
+                                         "(expert/random mix, 500 steps each)"),
+) -> None:
+    """Train the DreamerV3-style RSSM world model on Crafter episodes (collected first if DATA is empty)."""
+    from tools.train_state import CorruptCheckpointError
+    from world_models.data import CollectConfig
+    from world_models.data import collect as collect_episodes
+    from world_models.train import NonFiniteLossError, TrainConfig, train
+
+    try:
+        cfg = TrainConfig(data=data, out=out, preset=preset, steps=steps, batch_size=batch_size, seq_len=seq_len,
+                          lr=lr, grad_clip=grad_clip, checkpoint_every=checkpoint_every, seed=seed, resume=resume,
+                          device=device, mixed_precision=mixed_precision, state_scale=state_scale, threads=threads)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not any(data.glob("*.npz")) and not any(data.glob("data/*.parquet")):
+        if collect < 1:
+            console.print(f"[red]no episodes under {escape(str(data))}[/] (pass --collect N to collect them)")
+            raise typer.Exit(2)
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"collecting {collect} episodes", total=collect)
+            ticks = iter(lambda: progress.advance(task), object())
+            collect_episodes(CollectConfig(out=data, episodes=collect), progress=ticks)
+    try:
+        metrics = train(cfg, console=console)
+    except NonFiniteLossError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(3) from exc
+    except (FileNotFoundError, ValueError, CorruptCheckpointError) as exc:
+        console.print(f"[red]cannot train:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    console.print(f"done: loss {metrics.get('loss', float('nan')):.1f}, "
+                  f"{metrics['seconds_per_update']:.2f} s/update → {out / 'model'}")

@@ -57,3 +57,21 @@ def test_cli_resume_with_another_lr_exits_2_without_a_traceback(tiny_dataset, tm
     assert result.exit_code == 2, result.output
     assert "another training config" in result.output and "lr: saved 0.001, now 0.0005" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_defaults_are_the_train_and_policy_configs():
+    import typer
+
+    from tools.seeds import parse_seeds
+
+    command = typer.main.get_command(app).commands["train"].commands["vla"]
+    defaults = {param.name: param.default for param in command.params}
+    base, policy = TrainConfig(), HybridConfig()
+    for name in ("steps", "batch_size", "lr", "warmup_steps", "max_rows", "val_every", "seed", "checkpoint_every",
+                 "eval_budget", "resume"):
+        assert defaults[name] == getattr(base, name), name
+    assert (str(defaults["data"]), str(defaults["out"])) == (base.data, base.out)
+    assert parse_seeds(defaults["eval_seeds"]) == base.eval_seeds
+    for name in ("d_model", "n_layers", "chunk_size", "num_inference_steps", "ar_loss_weight",
+                 "diffusion_loss_weight", "max_instruction_len", "num_bins"):
+        assert defaults[name] == getattr(policy, name), name

@@ -106,3 +106,25 @@ def test_config_json_that_does_not_parse_names_the_file(data, tmp_path):
     with pytest.raises(ValueError, match=r"broken/checkpoint/config.json is not a valid"):
         read_config(out / CHECKPOINT_DIR)
     assert json.loads((out / CHECKPOINT_DIR / train_state.STATE_FILE).read_text())["step"] == 2
+
+
+def cli_defaults(*path: str) -> dict[str, object]:
+    """The defaults the real ``embodia`` CLI gives the options of command ``path``."""
+    import typer
+
+    from embodia.cli import app
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {param.name: param.default for param in command.params}
+
+
+def test_cli_defaults_are_the_train_configs():
+    from dataclasses import MISSING, fields
+
+    defaults = cli_defaults("train", "world-model")
+    checked = [f.name for f in fields(TrainConfig) if f.default is not MISSING]
+    assert checked and all(defaults[name] == getattr(TrainConfig, name) for name in checked), \
+        {name: (defaults[name], getattr(TrainConfig, name)) for name in checked}
+    assert (defaults["batch_size"], defaults["lr"], defaults["checkpoint_every"]) == (16, 6e-4, 250)
