@@ -9,16 +9,14 @@ What is generic lives here; what a target learns from (prompts, targets, metrics
 * Logits only where they predict target tokens (`logits_to_keep` with indices): the vocabulary
   projection is about a fifth of this model's FLOPs per position, and prompts are ~95% of tokens.
 * An accelerate loop: the same code runs on CPU, one GPU, or under `accelerate launch` (DDP).
-* Checkpoints are directories written to a temp name and renamed (a killed run never leaves a half
-  checkpoint): the adapter (peft, safetensors), the optimizer state (safetensors, never pickle) and
-  `trainer_state.json`. The data order is a pure function of (seed, epoch), and the learning rate a
-  pure function of the step, so `resume` continues exactly where the run stopped.
+* Checkpoints are `tools.train_state` folders written to a temp name and renamed (a killed run never
+  leaves a half checkpoint): the adapter (peft, safetensors), the optimizer and RNG state (safetensors,
+  never pickle) and `train_state.json`. The data order is a pure function of (seed, epoch), and the
+  learning rate a pure function of the step, so `resume` continues exactly where the run stopped.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,21 +27,35 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from peft import PeftModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from agents.llm.adapters import ADAPTER_WEIGHTS
+from tools import train_state
 from tools.lora import LoraSettings
-from tools.train_state import load_optimizer, optimizer_tensors, warmup_cosine
+from tools.train_state import warmup_cosine
 
 CHECKPOINTS = "checkpoints"
-OPTIMIZER_FILE = "optimizer.safetensors"
-STATE_FILE = "trainer_state.json"
+STATE_FILE = train_state.STATE_FILE
 _RESUMABLE = ("steps", "eval_every", "save_every", "keep_checkpoints")
 
 
 @dataclass
 class TrainConfig:
-    """One training run. `batch_tokens` is the packing budget of one optimizer step."""
+    """One training run.
+
+    Args:
+        steps: optimizer steps.
+        lr: peak AdamW learning rate (linear warm-up, then cosine decay to 10%).
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW weight decay.
+        batch_tokens: tokens per step, the packing budget (examples are packed back to back, no padding).
+        eval_every: steps between held-out loss evaluations.
+        save_every: steps between checkpoints.
+        keep_checkpoints: newest checkpoints kept on disk.
+        seed: data order and LoRA initialisation seed.
+        max_grad_norm: gradient-norm clip.
+        lora: which weights get low-rank updates.
+    """
 
     steps: int = 100
     lr: float = 1e-3
@@ -167,47 +179,45 @@ def eval_loss(model: torch.nn.Module, batches: Sequence[Batch], device: torch.de
 # ------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(directory: Path, model: PeftModel, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any],
                     keep: int) -> Path:
-    """Write `directory/checkpoints/step-N` atomically; keep the newest `keep` checkpoints."""
+    """Write `directory/checkpoints/step-N` atomically (``tools.train_state``); keep the newest `keep`."""
     root = directory / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{trainer_state['step']:07d}"
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tensors, groups = optimizer_tensors(optimizer)
-    tensors["torch_rng_state"] = torch.get_rng_state()
-    save_file(tensors, tmp / OPTIMIZER_FILE)
-    (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "param_groups": groups}, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in sorted(root.glob("step-*"))[:-keep]:
+    final = train_state.save(root / f"step-{trainer_state['step']:07d}", step=trainer_state["step"],
+                             optimizer=optimizer, save_model=model.save_pretrained, extra=trainer_state)
+    for old in _checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def _checkpoints(directory: Path) -> list[Path]:
+    """The complete `step-N` checkpoints, oldest first; a copy left by a kill mid-save is recovered first."""
+    names = sorted({p.name.split(".")[0] for p in (directory / CHECKPOINTS).glob("step-*")})
+    found = []
+    for name in names:
+        try:
+            if (folder := train_state.recover(directory / CHECKPOINTS / name)) is not None:
+                found.append(folder)
+        except train_state.CorruptCheckpointError:
+            continue  # a save killed before its files were complete; the previous step's checkpoint stands
+    return found
+
+
 def latest_checkpoint(directory: Path) -> Path | None:
-    found = sorted(p for p in (directory / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).is_file())
+    found = _checkpoints(directory)
     return found[-1] if found else None
 
 
 def load_checkpoint(checkpoint: Path, model: PeftModel, optimizer: torch.optim.Optimizer,
                     config: TrainConfig) -> dict[str, Any]:
-    """Restore adapter weights, optimizer and RNG from `checkpoint`; refuse one made with another config."""
-    state = json.loads((checkpoint / STATE_FILE).read_text())
-    saved = state.get("config") or {}
-    # What shapes the trajectory must match; the step budget and eval/save cadence may change on resume.
-    now = {k: v for k, v in json.loads(json.dumps(asdict(config))).items() if k not in _RESUMABLE}
-    if {k: saved.get(k) for k in now} != now:
-        raise ValueError(f"checkpoint {checkpoint} was made with another training config:\n  saved {saved}\n"
-                         f"  now   {now}\nresume with the same settings, or start a new --out")
+    """Restore adapter weights, optimizer and RNG from `checkpoint`; refuse one made with another config.
+
+    The step budget and eval/save cadence may change on resume; anything else shapes the trajectory.
+    """
+    saved = (train_state.read_state(checkpoint) or {}).get("extra", {}).get("config", {})
+    train_state.check_resumable(checkpoint, saved, asdict(config), _RESUMABLE)
     from peft import set_peft_model_state_dict
 
     set_peft_model_state_dict(model, load_file(checkpoint / ADAPTER_WEIGHTS))
-    tensors = load_file(checkpoint / OPTIMIZER_FILE)
-    torch.set_rng_state(tensors.pop("torch_rng_state"))
-    load_optimizer(optimizer, tensors, state.pop("param_groups"))
-    return state
+    return train_state.restore(checkpoint, optimizer)["extra"]
 
 
 # ------------------------------------------------------------------------------------------ training

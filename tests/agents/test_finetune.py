@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
+from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
@@ -23,6 +24,7 @@ from agents.episode import run_episode
 from agents.finetune import TrainConfig, batch_loss, eval_loss, latest_checkpoint, pack, train
 from agents.llm import make_llm
 from agents.llm.adapters import (
+    ADAPTER_WEIGHTS,
     DEFAULT_PLANNER_ADAPTER,
     AdapterMismatchError,
     check_adapter,
@@ -156,6 +158,12 @@ def test_lora_trains_saves_loads_and_resumes(tmp_path, token_sets, llm):
     assert [h.step for h in resumed.history] == [3, 4]
     for a, b in zip(full.history[2:], resumed.history, strict=True):
         assert b.loss == pytest.approx(a.loss, abs=1e-5)
+    # ... and end at the uninterrupted run's adapter weights (float32 on CPU: equal to rounding).
+    expected = load_file(latest_checkpoint(tmp_path / "full") / ADAPTER_WEIGHTS)
+    got = load_file(latest_checkpoint(tmp_path / "resumed") / ADAPTER_WEIGHTS)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6)
 
     # Another training config cannot silently continue this run.
     other = TrainConfig(**{**CONFIG.__dict__, "lr": 1e-4})
