@@ -58,10 +58,32 @@ def check_out(out: Path, *, option: str = "--out", earlier: tuple[str, ...] = ()
         raise fail(f"cannot write to {option} {out}: {exc.strerror or exc}") from exc
 
 
+PLANNER_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_planner_options(device: str, dtype: str) -> None:
+    """Exit 2 for a --dtype or --device torch cannot use here (torch itself raises deep in the load)."""
+    if dtype not in PLANNER_DTYPES:
+        raise fail(f"--dtype must be one of {', '.join(PLANNER_DTYPES)}, got {dtype!r}")
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise fail(f"--device {device!r} is not a torch device: use cpu, cuda, cuda:N or auto") from exc
+    usable = {"cpu": True, "mps": torch.backends.mps.is_available(),
+              "cuda": torch.cuda.is_available() and (target.index or 0) < torch.cuda.device_count()}
+    if not usable.get(target.type, False):
+        raise fail(f"--device {device}: not available on this machine; use --device cpu (or auto)")
+
+
 def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> LLM | None:
     """Build the planner LLM, or exit with the fix when it cannot load."""
     if spec.lower() == "none":
         return None
+    check_planner_options(device, dtype)
     from agents.llm import make_llm
     from agents.llm.adapters import resolve_adapter
 

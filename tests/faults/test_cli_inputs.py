@@ -38,6 +38,9 @@ def test_run_refuses_bad_values_before_the_planner_loads(tmp_path: Path):
         (["--out", str(a_file / "inside")], ["cannot write to --out", "Not a directory"]),
         (["--skills", "bogus"], ["skills must be one of"]),
         (["--llm-weight", "-1"], ["bad option"]),
+        (["--dtype", "float8"], ["--dtype must be one of"]),
+        (["--device", "bogus"], ["is not a torch device"]),
+        (["--device", "cuda:7"], ["not available on this machine", "--device cpu"]),
     ]
     for flags, words in cases:
         started = time.perf_counter()
