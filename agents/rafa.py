@@ -42,19 +42,19 @@ from tools.envs.crafter import SEMANTIC_NAMES, VITALS, daylight_phase
 from tools.envs.crafter_goals import Goal
 from tools.skills.crafter import NEAR_RADIUS, SKILLS, run_skill
 
-SKILL_KINDS = ("expert", "learned")
 HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beats fighting them
 
 
 def make_skill_runner(kind: str, attempt_budget: int = 0) -> SkillRunner:
-    """The function behind the ``act`` tool: scripted experts, or the learned policy (loaded lazily).
+    """The function behind the ``act`` tool: scripted experts (``expert``), or a learned policy (loaded lazily):
+    ``learned`` (the default one), a registered name (``vla.registry``: ``hybrid``, ...) or a checkpoint folder.
 
     ``attempt_budget`` > 0: the scripted skills try a skill whose items are missing for that many steps.
     """
-    if kind == "learned":
+    if kind != "expert":
         from vla.skills import LearnedSkillRunner
 
-        return LearnedSkillRunner.from_pretrained()
+        return LearnedSkillRunner.from_pretrained(kind)
     return functools.partial(run_skill, attempt_budget=attempt_budget) if attempt_budget else run_skill
 
 
@@ -92,7 +92,8 @@ class RafaConfig:
             skills, one step at a time (the ReAct-style "greedy" baseline).
         replan: False plans once with the model and executes that plan to its end
             whatever happens (the "open-loop" baseline).
-        skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy.
+        skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy; a registered
+            policy name (``vla.registry``) or a checkpoint folder runs that policy.
         imagination: before acting, imagine the chosen skill in the learned world model and revise
             the choice when imagination gives it no chance (RIG-style self-correction).
         imagine_veto: imagined success probability at or below which a choice is revised. With a
@@ -165,8 +166,12 @@ class RafaConfig:
         if self.world_model and not (Path(self.world_model) / "config.json").is_file():
             raise ValueError(f"RafaConfig.world_model: {self.world_model} is not a world-model checkpoint folder "
                              "(config.json + model.safetensors, e.g. RUN/checkpoint from `embodia train world-model`)")
-        if self.skills not in SKILL_KINDS:
-            raise ValueError(f"RafaConfig.skills must be one of {SKILL_KINDS}, got {self.skills!r}")
+        if self.skills != "expert":
+            from vla.registry import is_policy_reference, policy_names  # torch loads only for a learned policy
+
+            if not is_policy_reference(self.skills):
+                raise ValueError(f"RafaConfig.skills must be 'expert', 'learned', a registered policy "
+                                 f"({', '.join(policy_names())}) or an existing checkpoint folder, got {self.skills!r}")
         if self.attempt_budget < 0 or (self.attempt_budget and self.skills != "expert"):
             raise ValueError(f"RafaConfig.attempt_budget must be >= 0 and needs skills='expert' (the learned "
                              f"policy has no requirement check to skip), got {self.attempt_budget} with "

@@ -4,15 +4,16 @@ A policy maps (observation, instruction) to a chunk of actions. ``act`` hands th
 env step from a queue, the way lerobot's ``select_action`` does, so chunked and single-step
 policies look the same to a caller. Save/load goes through huggingface_hub's
 ``PyTorchModelHubMixin`` (``config.json`` + ``model.safetensors``; ``push_to_hub`` where a
-network exists); :meth:`Policy.from_pretrained` turns the many ways a checkpoint can be broken
-into one :class:`CheckpointError` that names the file.
+network exists); ``config.json`` also names the policy's family (``"policy_type"``), so
+``vla.registry.load_policy`` opens any checkpoint folder. :meth:`Policy.from_pretrained` turns the
+many ways a checkpoint can be broken into one :class:`CheckpointError` that names the file.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,11 +22,14 @@ import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 CONFIG_FILE = "config.json"
 ACTION_SPACES: tuple[str, ...] = ("discrete", "continuous")
 WEIGHTS_FILE = "model.safetensors"
+#: The config.json key naming the policy family (``Policy.name``, a ``vla.registry`` name).
+POLICY_TYPE_KEY = "policy_type"
 
 
 class CheckpointError(ValueError):
@@ -144,6 +148,15 @@ class Policy(nn.Module, PyTorchModelHubMixin):
             self._queue.extend(a.numpy().astype(np.float32) if self.config.continuous else int(a) for a in chunk)
         return self._queue.popleft()
 
+    def load_weights(self, path: str | Path) -> None:
+        """Load ``save_pretrained``'s weights file in place, every tensor present (a trainer's resume)."""
+        self.load_state_dict(load_file(path))
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> str | None:  # type: ignore[override]
+        """The hub mixin's folder, with the family's name in ``config.json`` (``POLICY_TYPE_KEY``)."""
+        kwargs.setdefault("config", {**asdict(self.config), POLICY_TYPE_KEY: self.name})
+        return super().save_pretrained(save_directory, **kwargs)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any):  # type: ignore[override]
         """Load a local folder or hub id; a broken checkpoint raises :class:`CheckpointError` naming the file."""
@@ -154,9 +167,13 @@ class Policy(nn.Module, PyTorchModelHubMixin):
                     raise CheckpointError(f"{path / name}: missing; a {cls.name} checkpoint needs {CONFIG_FILE} "
                                           f"and {WEIGHTS_FILE}")
             try:
-                json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+                saved = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise CheckpointError(f"{path / CONFIG_FILE}: corrupt or truncated JSON ({exc})") from exc
+            kind = saved.get(POLICY_TYPE_KEY, cls.name) if isinstance(saved, dict) else cls.name
+            if kind != cls.name:
+                raise CheckpointError(f"{path / CONFIG_FILE}: a {kind!r} policy checkpoint, not {cls.name!r}; "
+                                      f"load it with vla.registry.load_policy or --skills {path}")
         try:
             policy = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except CheckpointError:  # already names the problem (e.g. a checkpoint for another base model)

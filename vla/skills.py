@@ -14,12 +14,12 @@ import gymnasium
 from tools.base import ToolResult
 from tools.skills.crafter import run_policy_skill
 from vla.base import Policy
-from vla.hybrid import HybridVLAPolicy
+from vla.registry import CHECKPOINTS, LEARNED, checkpoint_of, load_policy
 
-#: The shipped checkpoints (``embodia train vla`` reproduces them; see their READMEs): Crafter skills, and
-#: the Meta-World arm (continuous actions; ``vla.evaluate_metaworld`` runs it).
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "hybrid-crafter"
-METAWORLD_CHECKPOINT = Path(__file__).parent / "checkpoints" / "hybrid-metaworld"
+#: The shipped checkpoints (``embodia train vla`` reproduces them; see their READMEs): Crafter skills (the
+#: default learned policy, ``vla.registry``), and the Meta-World arm (continuous; ``vla.evaluate_metaworld``).
+DEFAULT_CHECKPOINT = checkpoint_of(LEARNED)
+METAWORLD_CHECKPOINT = CHECKPOINTS / "hybrid-metaworld"
 
 
 class LearnedSkillRunner:
@@ -29,8 +29,9 @@ class LearnedSkillRunner:
         self.policy = policy.eval()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path = DEFAULT_CHECKPOINT) -> LearnedSkillRunner:
-        return cls(HybridVLAPolicy.from_pretrained(path))
+    def from_pretrained(cls, policy: str | Path = LEARNED) -> LearnedSkillRunner:
+        """``policy``: a registered name (``hybrid``, ...), ``learned`` (the default), or a checkpoint folder."""
+        return cls(load_policy(policy))
 
     def __call__(self, env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
         self.policy.config.check_spaces(env.observation_space, env.action_space)

@@ -25,10 +25,11 @@ from accelerate.utils import set_seed
 from tools import train_state
 from tools.episodes import write_json_atomic
 from tools.train_state import warmup_cosine
-from vla.base import WEIGHTS_FILE, SpaceMismatchError
+from vla.base import WEIGHTS_FILE, Policy, SpaceMismatchError
 from vla.data import Frames, load_frames, split_by_episode
 from vla.evaluate import compare_skills, mean_success
-from vla.hybrid import HybridConfig, HybridVLAPolicy
+from vla.hybrid import HybridConfig
+from vla.registry import new_policy
 from vla.skills import LearnedSkillRunner
 
 CHECKPOINT_DIR = "checkpoint"
@@ -84,14 +85,14 @@ class TrainConfig:
 
 
 # --- helpers -----------------------------------------------------------------------------
-def save_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+def save_checkpoint(out: Path, policy: Policy, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                     state: dict[str, Any]) -> None:
     """``out/checkpoint``: policy, optimizer, RNG, step and this run's config (``tools.train_state``: atomic)."""
     train_state.save(out / CHECKPOINT_DIR, step=state["step"], optimizer=optimizer, save_model=policy.save_pretrained,
                      extra={**state, "config": asdict(cfg)})
 
 
-def load_checkpoint(out: Path, policy: HybridVLAPolicy, optimizer: torch.optim.Optimizer,
+def load_checkpoint(out: Path, policy: Policy, optimizer: torch.optim.Optimizer,
                     cfg: TrainConfig) -> dict[str, Any]:
     """Restore policy weights, optimizer moments and RNG; returns the trainer state (``step``, ...).
 
@@ -115,7 +116,7 @@ def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data
 
 
 @torch.no_grad()
-def validate(policy: HybridVLAPolicy, data: Frames, batch_size: int = 256) -> dict[str, float]:
+def validate(policy: Policy, data: Frames, batch_size: int = 256) -> dict[str, float]:
     """Mean loss terms and each head's (ar, diffusion, ensemble) action accuracy on held-out rows, or for
     continuous actions each head's mean squared action error."""
     policy.eval()
@@ -163,7 +164,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         frames = frames.subset(torch.arange(len(frames)) < cfg.max_rows)
     check_data_matches_policy(frames, cfg.policy, cfg.data)
     train_data, val_data = split_by_episode(frames, cfg.val_every)
-    policy = HybridVLAPolicy(cfg.policy)
+    policy = new_policy(cfg.policy)  # the family is the config's type (vla.registry)
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}
