@@ -76,7 +76,7 @@ class ChatSession:
         self.log.write("world", seed=seed, replayed_actions=len(actions))
 
     def save(self, folder: str | Path | None = None) -> Path:
-        folder = Path(folder) if folder else self.out_dir
+        folder = Path(folder).expanduser() if folder else self.out_dir  # '/save ~/x' means the home folder
         memory = self.agent.memory
         memory.save(folder / MEMORY_FILE)
         write_json_atomic(folder / WORLD_FILE, {"seed": self.seed, "actions": self.env.actions,

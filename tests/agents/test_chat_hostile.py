@@ -164,3 +164,10 @@ def test_the_real_planner_cannot_be_talked_into_a_shell_or_a_file(embedded_llm, 
     assert chat.env.actions == [] and "root:" not in reply
     kinds = {json.loads(line)["type"] for line in chat.log.path.read_text().splitlines()}
     assert kinds == {"world", "user"}  # no planning step, no tool call
+
+
+def test_save_expands_the_home_folder(session: ChatSession, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (reply,) = replies(session, "/save ~/kept")
+    assert reply == f"saved memory and world to {tmp_path / 'home' / 'kept'}"
+    assert read_saved(tmp_path / "home" / "kept")[0] == 3
