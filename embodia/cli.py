@@ -7,6 +7,7 @@ through :func:`embodia.text.user_text`.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -42,20 +43,25 @@ def fail(message: str) -> typer.Exit:
 
 
 def check_out(out: Path, *, option: str = "--out", earlier: tuple[str, ...] = (), overwrite: bool = False) -> None:
-    """Exit 2 unless ``out`` is a folder this process can write (created if missing) that holds none of
-    the ``earlier`` record files, unless ``overwrite`` -- checked before the planner loads."""
+    """Exit 2 unless ``out`` is a folder this process can write (or create) that holds none of the
+    ``earlier`` record files, unless ``overwrite`` -- checked before the planner loads."""
     if out.exists() and not out.is_dir():
         raise fail(f"{option} {out} is a file, not a folder: pick another path")
     found = [name for name in earlier if (out / name).exists()]
     if found and not overwrite:
         raise fail(f"{option} {out} already holds an episode ({', '.join(found)}): pick another folder, "
                    "or add --overwrite to replace it")
+    missing = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
         raise fail(f"cannot write to {option} {out}: {exc.strerror or exc}") from exc
+    finally:  # a probe only: a run that then stops on a bad flag leaves no empty folder behind
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 PLANNER_DTYPES = ("float32", "bfloat16", "float16")

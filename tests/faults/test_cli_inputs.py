@@ -36,7 +36,7 @@ def test_run_refuses_bad_values_before_the_planner_loads(tmp_path: Path):
         (["--max-steps", "0"], ["--max-steps"]),
         (["--out", str(a_file)], ["is a file, not a folder"]),
         (["--out", str(a_file / "inside")], ["cannot write to --out", "Not a directory"]),
-        (["--skills", "bogus"], ["skills must be one of"]),
+        (["--skills", "bogus"], ["skills must be"]),
         (["--llm-weight", "-1"], ["bad option"]),
         (["--dtype", "float8"], ["--dtype must be one of"]),
         (["--device", "bogus"], ["is not a torch device"]),
@@ -47,6 +47,9 @@ def test_run_refuses_bad_values_before_the_planner_loads(tmp_path: Path):
         refused_before_loading(embodia("run", "collect wood", *flags), *words)
         assert time.perf_counter() - started < 60
     assert a_file.read_text() == "keep me"
+    fresh = tmp_path / "new" / "deeper"
+    refused_before_loading(embodia("run", "collect wood", "--out", str(fresh), "--dtype", "float8"), "--dtype")
+    assert not (tmp_path / "new").exists()  # the writability probe leaves no empty folder behind
 
 
 @pytest.mark.parametrize(("goal", "words"), [
