@@ -32,7 +32,7 @@ from agents.llm.base import LLM
 from agents.memory import Memory, RecallTool
 from agents.reflection import compare, reflect
 from agents.skill_model import Belief, Prediction, SkillModel
-from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step, StepCallback, StepCallbacks
+from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
 from agents.strategies import OpenLoop, strategy_for
 from prompts import render_messages
 from prompts import version as prompt_version
@@ -179,7 +179,11 @@ class RafaConfig:
 
 
 class RafaAgent:
-    """Pursues goals in one persistent env; memory and learned distrust carry across goals."""
+    """Pursues goals in one persistent env; memory and learned distrust carry across goals.
+
+    ``run`` yields its steps; whoever drives it follows them with :class:`~agents.steps.StepCallbacks`
+    (``run_episode``'s log, statistics and display), the one callback mechanism.
+    """
 
     def __init__(self, env: gym.Env, llm: LLM | None, memory: Memory | None = None,
                  config: RafaConfig | None = None) -> None:
@@ -198,16 +202,11 @@ class RafaAgent:
             self.imagination = Imagination(self.config.world_model or DEFAULT_CHECKPOINT,
                                            calibrate=self.config.imagine_calibrated)
             self.tools.register(ImagineTool(env, self.imagination))
-        self.callbacks = StepCallbacks()
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
                                    if r.data.get("distrust")}
         self.placed: set[str] = set()
         self.failed_unchanged: set[str] = set()  # skills that failed since the last success or item change
-
-    def on(self, step_type: type, callback: StepCallback) -> None:
-        """Call ``callback`` with every yielded step of ``step_type``."""
-        self.callbacks.on(step_type, callback)
 
     # --- learn: the belief ---
     def belief(self) -> Belief:
@@ -232,7 +231,7 @@ class RafaAgent:
         cfg = self.config
         world = self.env.unwrapped
         start_counts = dict(world.achievements)
-        started, env_steps, decisions, llm_calls = time.perf_counter(), 0, 0, 0
+        started, env_steps, decisions, llm_decisions = time.perf_counter(), 0, 0, 0
         self.memory.add("goal", f"goal: {goal.phrase}", step=world.steps, goal=goal.achievement)
         if isinstance(self.strategy, OpenLoop):
             self.strategy.reset()
@@ -242,17 +241,17 @@ class RafaAgent:
             if exhausted:
                 final = self._final(goal, False, exhausted, env_steps, decisions)
                 break
-            planning = self._plan(goal, decisions, use_llm=llm_calls < cfg.max_llm_calls)
-            llm_calls += planning.llm_ms > 0
+            planning = self._plan(goal, decisions, use_llm=llm_decisions < cfg.max_llm_calls)
+            llm_decisions += planning.llm_ms > 0  # decisions that consulted the LLM, retries included
             decisions += 1
-            yield self._emit(planning)
+            yield planning
             if planning.chosen is None:
                 final = self._final(goal, False, planning.error or "no feasible plan", env_steps, decisions)
                 break
             action = self._act(goal, decisions, planning.chosen.first, cfg.max_env_steps - env_steps,
                                planning.imagined)
             env_steps += action.env_steps
-            yield self._emit(action)
+            yield action
             if goal.is_achieved(start_counts, world.achievements):
                 final = self._final(goal, True, f"{goal.achievement} unlocked", env_steps, decisions)
             elif action.data.get("exception"):
@@ -261,7 +260,7 @@ class RafaAgent:
                 final = self._final(goal, False, "the agent died", env_steps, decisions)
             elif action.data.get("truncated"):
                 final = self._final(goal, False, "the episode reached its step limit", env_steps, decisions)
-        yield self._emit(final)
+        yield final
 
     def _exhausted(self, decisions: int, env_steps: int, seconds: float) -> str | None:
         """Which budget (if any) is used up, in words."""
@@ -280,9 +279,6 @@ class RafaAgent:
                         step=self.env.unwrapped.steps, goal=goal.achievement, success=success)
         return FinalStep(goal=goal.phrase, success=success, reason=reason, env_steps=env_steps,
                          decisions=decisions, error=error)
-
-    def _emit(self, step: Step) -> Step:
-        return self.callbacks(step)
 
     # --- reason for future ---
     def _plan(self, goal: Goal, index: int, use_llm: bool) -> PlanningStep:
