@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -119,6 +119,9 @@ class Policy(nn.Module, PyTorchModelHubMixin):
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
+        if isinstance(config, dict):  # the hub mixin passes config.json as a dict unless __init__ names the type
+            known = {f.name for f in fields(self.config_class)}
+            config = self.config_class(**{k: v for k, v in config.items() if k in known})
         self.config = config
         self._queue: deque[int | np.ndarray] = deque()
         self._generator = torch.Generator().manual_seed(config.seed)
