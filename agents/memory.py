@@ -2,13 +2,13 @@
 
 RAFA's "learn" step builds its posterior from this store: which steps were taken,
 what the model predicted, what really happened, and the lessons drawn from
-mismatches. It persists as JSONL (one record a line, appended and flushed) so a
-chat can ``/save`` and later resume, and a killed run loses at most one line.
+mismatches. It lives in RAM during a run; ``save`` writes the whole store as JSONL
+(one record a line) atomically, on a chat's ``/save``, so a chat can resume later and a
+save killed half-way leaves the previous file whole (``tools.io``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tools.base import Tool, ToolResult
+from tools.io import atomic_write_jsonl, read_jsonl
 
 RecordKind = Literal["goal", "transition", "reflection", "note"]
 _WORD = re.compile(r"[a-z0-9_]+")
@@ -69,32 +70,22 @@ class Memory:
 
     # --- persistence ---
     def save(self, path: str | Path) -> Path:
-        """Write all records as JSONL (atomically: temp file then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for record in self.records:
-                f.write(json.dumps(asdict(record)) + "\n")
-        tmp.replace(path)
-        return path
+        """Write all records as JSONL atomically (temp file, fsync, rename: ``tools.io``)."""
+        return atomic_write_jsonl(path, (asdict(record) for record in self.records))
 
     @classmethod
     def load(cls, path: str | Path) -> Memory:
-        """Read a JSONL memory; a truncated last line (killed writer) is skipped, others must parse."""
-        path = Path(path)
-        lines = path.read_text(encoding="utf-8").splitlines()
+        """Read a JSONL memory; a torn last line (killed writer) is skipped, every other line must be a record.
+
+        Raises:
+            ValueError: naming the file and the line that is not a memory record.
+        """
         records = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, raw in enumerate(read_jsonl(path), start=1):
             try:
-                raw = json.loads(line)
                 records.append(MemoryRecord(**raw))
-            except (json.JSONDecodeError, TypeError) as exc:
-                if number == len(lines):
-                    break  # an interrupted final write; everything before it is intact
-                raise ValueError(f"{path}:{number}: not a memory record ({exc})") from exc
+            except TypeError as exc:
+                raise ValueError(f"{path}: record {number} is not a memory record ({exc})") from exc
         return cls(records)
 
 

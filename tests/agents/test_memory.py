@@ -31,3 +31,21 @@ def test_save_load_round_trip_and_truncated_tail(tmp_path):
     path.write_text('garbage\n{"kind": "note", "text": "x"}\n')
     with pytest.raises(ValueError, match=r"memory\.jsonl:1"):
         Memory.load(path)
+
+
+def test_a_line_that_is_not_a_record_names_the_file(tmp_path):
+    path = tmp_path / "memory.jsonl"
+    path.write_text('{"kind": "note", "text": "x"}\n{"kind": "note", "colour": "red"}\n{"kind": "note", "text": "y"}\n')
+    with pytest.raises(ValueError, match=r"memory\.jsonl: record 2 is not a memory record"):
+        Memory.load(path)
+
+
+def test_a_save_that_fails_leaves_the_previous_save_whole(tmp_path):
+    memory = Memory()
+    memory.add("note", "first")
+    path = memory.save(tmp_path / "memory.jsonl")
+    memory.add("note", "second", unserialisable=object())  # json cannot write this: the save fails
+    with pytest.raises(TypeError):
+        memory.save(path)
+    assert [r.text for r in Memory.load(path).records] == ["first"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.jsonl"]  # no temp file left behind
