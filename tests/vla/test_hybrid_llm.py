@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from embodia.cli import app
+from tools.train_state import read_state
 from vla.base import WEIGHTS_FILE, CheckpointError
 from vla.data import load_frames
 from vla.hybrid import HybridConfig, HybridVLAPolicy
@@ -134,8 +135,8 @@ def test_finetune_vla_cli_checkpoints_and_resumes(tiny_dataset, tmp_path):
     assert first.exit_code == 0, first.output
     second = CliRunner().invoke(app, [*args, "--steps", "3", "--resume"])
     assert second.exit_code == 0, second.output
-    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    state = read_state(tmp_path / "checkpoint")  # the trainer's checkpoint layout is tools.train_state's
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert (state["step"], state["samples"]) == (3, 12)
+    assert state is not None and (state["step"], state["extra"]["samples"]) == (3, 12)
     assert metrics["actions_per_s_batch1"] > 0 and metrics["validation"]["loss"] > 0
     assert (tmp_path / WEIGHTS_FILE).stat().st_size < 10_000_000
