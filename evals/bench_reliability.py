@@ -130,6 +130,11 @@ def reference_records(folder: Path, suite_text: str = SIGNAL_SUITE) -> list[dict
     return run_suite(EvalConfig(load_suite(suite_file), "rafa", "none", folder / "reference", threads=1))
 
 
+def _as_foreground_job() -> None:
+    """Ctrl-C at its default, as in a terminal's foreground job (a shell's background job inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict[str, Any]],
                          *, workers: int = 2, delay: float = 0.0,
                          on_stopped: Callable[[Path, str], None] | None = None) -> Outcome:
@@ -143,7 +148,7 @@ def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict
     command = eval_command(suite_file, out, "--workers", str(workers))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=env)
+                            env=env, preexec_fn=_as_foreground_job)
     results = out / RESULTS_FILE
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and \
@@ -385,6 +390,7 @@ def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
         row["left_behind"] += outcome.left_behind
         row["compared"] += outcome.identical is not None
         row["identical"] += bool(outcome.identical)
+        row.setdefault("details", []).append(outcome.detail[:300])
         if not outcome.clean:
             row["failures"].append(dataclasses.asdict(outcome))
     results: dict[str, Any] = {"faults": rows}

@@ -258,12 +258,27 @@ def _stop_on_signals() -> Iterator[None]:
         _ignore_stop_signals()
         raise EvalInterrupted(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    # a signal ignored at start stays ignored (nohup, a background job without job control), as Python does
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while workers are spawned: an ignored signal stays ignored across ``exec``, and Python
+    installs its KeyboardInterrupt handler only where SIGINT was not ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ignore_stop_signals() -> None:
@@ -376,12 +391,13 @@ def _execute(config: EvalConfig, jobs: list[Job]) -> Iterator[dict[str, Any]]:
             yield run_job(config, job)
         return
     threads = config.threads or max(1, (os.cpu_count() or 1) // config.workers)
-    pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_load_planner,
-                               initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
-                                         threads, os.getpid()))
+    with _sigint_ignored():  # workers start with Ctrl-C ignored: a half-started one prints no traceback
+        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_load_planner,
+                                   initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
+                                             threads, os.getpid()))
+        futures = [pool.submit(run_job, config, job) for job in jobs]  # spawns the workers
     try:
-        futures = [pool.submit(run_job, config, job) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
     except BaseException:  # a signal, a dead worker or a closed consumer: do not wait for episodes in flight

@@ -210,10 +210,14 @@ def test_a_stop_signal_in_process_drops_the_episode_in_flight_and_resume_finishe
         if done == 1:  # the handler raises at once, in the loop that records episodes
             os.kill(os.getpid(), sig)
 
-    previous = signal.getsignal(sig)
-    with pytest.raises(EvalInterrupted) as stopped:
-        run_suite(config, on_result=stop_after_first)
-    assert signal.getsignal(sig) == previous  # handlers restored for whatever runs next in this process
+    # as in a foreground terminal job (a shell's background job would start with the signal ignored)
+    previous = signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    try:
+        with pytest.raises(EvalInterrupted) as stopped:
+            run_suite(config, on_result=stop_after_first)
+        assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # restored after the run
+    finally:
+        signal.signal(sig, previous)
     assert (stopped.value.exit_code, stopped.value.saved, stopped.value.total) == (128 + sig, 1, 6)
     recorded = {r["dir"] for r in load_results(tmp_path / RESULTS_FILE)}
     assert {str(p.relative_to(tmp_path)) for p in (tmp_path / "episodes").glob("*/*")} == recorded
