@@ -8,11 +8,12 @@ from tests.vla.training import loss_before_and_after
 from tools.collect_metaworld import collect_metaworld
 from tools.envs.metaworld import MetaWorldEnv
 from vla.base import SpaceMismatchError
+from vla.data import load_frames, split_by_episode
 from vla.evaluate_metaworld import policy_actor, run_episode
 from vla.hybrid import HybridConfig, HybridVLAPolicy
 from vla.hybrid.continuous import bin_centres, fuse_continuous, to_bins
 from vla.skills import METAWORLD_CHECKPOINT
-from vla.train import TrainConfig, train
+from vla.train import TrainConfig, train, validate
 
 ARM = {"d_model": 32, "n_layers": 1, "n_heads": 2, "dropout": 0.0, "state_dim": 39, "action_space": "continuous",
        "action_dim": 4, "chunk_size": 4, "max_instruction_len": 32}
@@ -71,13 +72,26 @@ def test_continuous_save_load_round_trip_gives_identical_actions(tmp_path, arm_o
     assert np.array_equal(*actions) and np.abs(actions[0]).max() <= 1.0
 
 
-def test_every_mode_returns_bounded_chunks(arm_obs):
-    torch.manual_seed(0)
+def test_every_mode_returns_its_heads_actions_within_the_configured_bounds(arm_obs):
+    """Each mode acts with its own head: AR on bin centres, diffusion its denoised vector, the ensemble
+    their mean when fused and the diffusion action otherwise; all inside [action_low, action_high]."""
     batch = {k: np.asarray(v)[None] for k, v in arm_obs.items()}
+    bounds = {"action_low": -0.5, "action_high": 0.25}  # not [-1, 1]: a fixed clamp would not do
+    chunks = {}
     for mode in ("ensemble", "ar", "diffusion"):
-        policy = HybridVLAPolicy(HybridConfig(**ARM, mode=mode)).eval()
-        chunk = policy.predict_action_chunk(batch, ["reach the goal"])
-        assert chunk.shape == (1, 4, 4) and chunk.abs().max() <= 1.0
+        torch.manual_seed(0)  # the same weights for every mode
+        policy = HybridVLAPolicy(HybridConfig(**ARM, **bounds, mode=mode)).eval()
+        chunks[mode] = policy.predict_action_chunk(batch, ["reach the goal"])
+        assert chunks[mode].shape == (1, 4, 4)
+        assert chunks[mode].min() >= -0.5 and chunks[mode].max() <= 0.25
+    config = policy.config
+    assert torch.allclose(bin_centres(to_bins(chunks["ar"], config, config.num_bins), config, config.num_bins),
+                          chunks["ar"])
+    policy.reset()
+    both = policy.predict_actions(batch, ["reach the goal"])  # the same noise as the lone diffusion head
+    assert torch.allclose(both["diffusion"], chunks["diffusion"]) and torch.allclose(both["ar"], chunks["ar"])
+    fused = (chunks["ar"] + chunks["diffusion"]) / 2
+    assert torch.allclose(chunks["ensemble"], fused if both["fused"][0] else chunks["diffusion"])
 
 
 def test_action_space_mismatch_names_both(arm_obs):
@@ -103,8 +117,14 @@ def test_trainer_on_arm_data_ends_with_a_per_task_eval(arm_dataset, tmp_path):
                       val_every=2, eval_seeds=(1000,), eval_budget=10)
     metrics = train(cfg)
     assert set(metrics["tasks"]) == {"learned", "expert"} and metrics["tasks"]["expert"]["reach"]["attempts"] == 1
-    assert metrics["validation"]["action_mse_ensemble"] >= 0
-    assert HybridVLAPolicy.from_pretrained(tmp_path).config.continuous
+    saved = HybridVLAPolicy.from_pretrained(tmp_path)
+    assert saved.config.continuous
+    # The recorded validation is the saved policy's on the held-out episodes (the action errors are seeded).
+    _, val = split_by_episode(load_frames(str(arm_dataset), saved.config.chunk_size, saved.config.max_instruction_len),
+                              cfg.val_every)
+    again = validate(saved, val)
+    for head in ("ar", "diffusion", "ensemble"):
+        assert metrics["validation"][f"action_mse_{head}"] == again[f"action_mse_{head}"] > 0
 
 
 def test_shipped_checkpoint_closes_the_drawer_on_a_held_out_seed():
