@@ -264,17 +264,13 @@ def bad_suite(folder: Path, case: str, timeout: float = 30.0) -> Outcome:
 
 # --- the soak ---
 def _tree_usage(root: int) -> dict[str, Any]:
-    """RSS (MB) and open file descriptors of a process and of each of its children."""
+    """(RSS in MB, open file descriptors) of a process and of each of its worker processes."""
     import psutil
 
     parent = psutil.Process(root)
-    children = parent.children(recursive=True)
-    workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-
-    def usage(process: psutil.Process) -> tuple[float, int]:
-        return process.memory_info().rss / 2**20, process.num_fds()
-
-    return {"parent": usage(parent), "workers": [usage(w) for w in workers]}
+    workers = [c for c in parent.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+    return {"parent": (parent.memory_info().rss / 2**20, parent.num_fds()),
+            "workers": [(w.memory_info().rss / 2**20, w.num_fds()) for w in workers]}
 
 
 def soak_eval(folder: Path, episodes: int, workers: int = 2) -> dict[str, Any]:
@@ -306,21 +302,14 @@ def soak_eval(folder: Path, episodes: int, workers: int = 2) -> dict[str, Any]:
     warm = max(2 * workers, episodes // 10)
     complete = [s for s in samples if len(s["workers"]) == workers and s["done"] >= warm] or samples
     first, last = complete[0], complete[-1]
-
-    def rss(sample: dict[str, Any]) -> float:
-        return sample["parent"][0]
-
-    def worker_rss(sample: dict[str, Any]) -> float:
-        return max((w[0] for w in sample["workers"]), default=0.0)
-
+    worker_rss = [max((w[0] for w in sample["workers"]), default=0.0) for sample in (first, last, *samples)]
     return {"episodes": len(records), "errors": sum(r["status"] == "error" for r in records),
             "seconds": round(time.monotonic() - started, 1), "exit": proc.returncode, "left_behind": len(left),
-            "parent_rss_mb": [round(rss(first), 1), round(rss(last), 1), round(max(map(rss, samples)), 1)],
-            "worker_rss_mb": [round(worker_rss(first), 1), round(worker_rss(last), 1),
-                              round(max(map(worker_rss, samples)), 1)],
+            "parent_rss_mb": [round(x, 1) for x in (first["parent"][0], last["parent"][0],
+                                                    max(s["parent"][0] for s in samples))],
+            "worker_rss_mb": [round(x, 1) for x in (*worker_rss[:2], max(worker_rss[2:]))],
             "parent_fds": [first["parent"][1], last["parent"][1], max(s["parent"][1] for s in samples)],
-            "worker_fds": [max((w[1] for w in first["workers"]), default=0),
-                           max((w[1] for w in last["workers"]), default=0)]}
+            "worker_fds": [max((w[1] for w in sample["workers"]), default=0) for sample in (first, last)]}
 
 
 def soak_chat(folder: Path, turns: int) -> dict[str, Any]:
@@ -360,9 +349,10 @@ class Plan:
     bad_suite_tries: int = 1  # per kind of bad suite
     soak_episodes: int = 500
     chat_turns: int = 1000
+    fault_tests: bool = True  # also run the other fault classes' tests in tests/faults (chat, CLI input, …)
 
 
-QUICK = Plan(signal_tries=1, env_tries=2, soak_episodes=30, chat_turns=80)
+QUICK = Plan(signal_tries=1, env_tries=2, soak_episodes=30, chat_turns=80, fault_tests=False)
 
 
 def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
@@ -381,25 +371,42 @@ def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
     for outcome in outcomes:
         name = "bad suite file" if outcome.fault.startswith("bad suite") else outcome.fault
         row = rows.setdefault(name, {"tried": 0, "crashes": 0, "tracebacks": 0, "lost": 0, "duplicated": 0,
-                                     "left_behind": 0, "identical": 0, "compared": 0, "failures": []})
-        row["tried"] += 1
-        row["crashes"] += outcome.crashed
-        row["tracebacks"] += outcome.traceback_shown
-        row["lost"] += outcome.lost
-        row["duplicated"] += outcome.duplicated
-        row["left_behind"] += outcome.left_behind
-        row["compared"] += outcome.identical is not None
-        row["identical"] += bool(outcome.identical)
-        row.setdefault("details", []).append(outcome.detail[:300])
+                                     "left_behind": 0, "identical": 0, "compared": 0, "failures": [], "details": []})
+        counts = {"tried": 1, "crashes": outcome.crashed, "tracebacks": outcome.traceback_shown, "lost": outcome.lost,
+                  "duplicated": outcome.duplicated, "left_behind": outcome.left_behind,
+                  "compared": outcome.identical is not None, "identical": bool(outcome.identical)}
+        row.update({key: row[key] + int(value) for key, value in counts.items()})
+        row["details"].append(outcome.detail[:300])
         if not outcome.clean:
             row["failures"].append(dataclasses.asdict(outcome))
-    results: dict[str, Any] = {"faults": rows}
+    results: dict[str, Any] = {"faults": rows, "fault_tests": fault_tests(work) if plan.fault_tests else {}}
     for name, soak, size in (("soak_eval", soak_eval, plan.soak_episodes), ("soak_chat", soak_chat, plan.chat_turns)):
         try:
             results[name] = soak(Path(tempfile.mkdtemp(dir=work)), size)
         except Exception as exc:  # a soak that cannot run is reported as such; the fault table still counts
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
     return results
+
+
+def fault_tests(work: Path) -> dict[str, dict[str, int]]:
+    """Run the fault tests of other classes (``tests/faults/test_*.py`` but this module's and the soak) with
+    pytest; per file, how many ran and how many failed. Each of them asserts no traceback and nothing lost."""
+    import xml.etree.ElementTree as ElementTree
+
+    folder = Path(__file__).resolve().parent.parent / "tests" / "faults"
+    files = sorted(str(f) for f in folder.glob("test_*.py") if f.name not in ("test_eval_faults.py", "test_soak.py"))
+    if not files:
+        return {}
+    report = work / "fault-tests.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+                    f"--junitxml={report}", *files], capture_output=True, timeout=1800,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=folder.parent.parent)
+    rows: dict[str, dict[str, int]] = {}
+    for case in ElementTree.parse(report).iter("testcase") if report.exists() else ():
+        row = rows.setdefault(case.get("classname", "?").rsplit(".", 1)[-1], {"tests": 0, "failed": 0})
+        row["tests"] += 1
+        row["failed"] += any(child.tag in ("failure", "error") for child in case)
+    return rows
 
 
 def table(results: dict[str, Any]) -> str:
@@ -410,6 +417,9 @@ def table(results: dict[str, Any]) -> str:
         same = f"{row['identical']}/{row['compared']}" if row["compared"] else "—"
         lines.append(f"| {name} | {row['tried']} | {row['crashes']} | {row['tracebacks']} | {row['lost']} | "
                      f"{row['duplicated']} | {row['left_behind']} | {same} |")
+    for name, row in results.get("fault_tests", {}).items():
+        lines.append(f"| {name} (pytest; each test asserts no traceback, nothing lost) | {row['tests']} | "
+                     f"{row['failed']} | — | — | — | — | — |")
     ev, chat = results["soak_eval"], results["soak_chat"]
     if "error" in ev or "error" in chat:
         failed = f"eval {ev.get('error', 'ran')}, chat {chat.get('error', 'ran')}"
@@ -440,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"\nwritten {args.out}")
     soaked = all("error" not in results[name] for name in ("soak_eval", "soak_chat"))
-    return 0 if soaked and all(not row["failures"] for row in results["faults"].values()) else 1
+    tested = all(not row["failed"] for row in results["fault_tests"].values())
+    return 0 if soaked and tested and all(not row["failures"] for row in results["faults"].values()) else 1
 
 
 if __name__ == "__main__":

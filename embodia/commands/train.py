@@ -88,6 +88,8 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
 
 @train_app.command("vla")
 def vla(
+    policy: str = typer.Option("hybrid", "--policy", help="policy family to train, a `vla.registry` name (hybrid); "
+                               "flags below that its config lacks are ignored"),  # vla.registry.DEFAULT_POLICY
     data: Path = config_option(VLA, "data", "--data"),
     out: Path = config_option(VLA, "out"),
     steps: int = config_option(VLA, "steps"),
@@ -111,20 +113,25 @@ def vla(
     max_instruction_len: int = config_option(HYBRID, "max_instruction_len"),
     num_bins: int = config_option(HYBRID, "num_bins"),
 ) -> None:
-    """Train HybridVLA on an episode dataset (runs under `accelerate launch` too); ends with an eval.
+    """Train a VLA policy (HybridVLA by default) on an episode dataset (runs under `accelerate launch` too); ends
+    with an eval.
 
     The state size and the action space (discrete indices or continuous vectors) are read from the data.
     """
+    from dataclasses import fields
+
     from vla.data import dataset_spaces
-    from vla.hybrid import HybridConfig
+    from vla.registry import entry
     from vla.train import TrainConfig
 
     def build() -> TrainConfig:
-        policy = HybridConfig(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size,
-                              num_inference_steps=num_inference_steps, ar_loss_weight=ar_loss_weight,
-                              diffusion_loss_weight=diffusion_loss_weight, seed=seed,
-                              max_instruction_len=max_instruction_len, num_bins=num_bins, **dataset_spaces(data))
-        return TrainConfig(data=str(data), out=str(out), policy=policy, steps=steps, batch_size=batch_size, lr=lr,
+        config_class = entry(policy).config_class()  # an unknown name: CheckpointError, a usage error
+        flags = dict(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size, num_inference_steps=num_inference_steps,
+                     ar_loss_weight=ar_loss_weight, diffusion_loss_weight=diffusion_loss_weight,
+                     max_instruction_len=max_instruction_len, num_bins=num_bins)
+        known = {f.name for f in fields(config_class)}
+        policy_config = config_class(**{k: v for k, v in flags.items() if k in known}, seed=seed, **dataset_spaces(data))
+        return TrainConfig(data=str(data), out=str(out), policy=policy_config, steps=steps, batch_size=batch_size, lr=lr,
                            warmup_steps=warmup_steps, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
                            eval_seeds=seeds_option(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
                            val_every=val_every)
