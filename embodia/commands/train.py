@@ -130,8 +130,8 @@ def vla(
                      ar_loss_weight=ar_loss_weight, diffusion_loss_weight=diffusion_loss_weight,
                      max_instruction_len=max_instruction_len, num_bins=num_bins)
         known = {f.name for f in fields(config_class)}
-        policy_config = config_class(**{k: v for k, v in flags.items() if k in known}, seed=seed, **dataset_spaces(data))
-        return TrainConfig(data=str(data), out=str(out), policy=policy_config, steps=steps, batch_size=batch_size, lr=lr,
+        config = config_class(**{k: v for k, v in flags.items() if k in known}, seed=seed, **dataset_spaces(data))
+        return TrainConfig(data=str(data), out=str(out), policy=config, steps=steps, batch_size=batch_size, lr=lr,
                            warmup_steps=warmup_steps, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
                            eval_seeds=seeds_option(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
                            val_every=val_every)
