@@ -128,3 +128,25 @@ def test_cli_defaults_are_the_train_configs():
     assert checked and all(defaults[name] == getattr(TrainConfig, name) for name in checked), \
         {name: (defaults[name], getattr(TrainConfig, name)) for name in checked}
     assert (defaults["batch_size"], defaults["lr"], defaults["checkpoint_every"]) == (16, 6e-4, 250)
+
+
+def test_cli_resume_from_a_damaged_checkpoint_exits_2_naming_it(data, tmp_path):
+    from typer.testing import CliRunner
+
+    from embodia.cli import app
+
+    out = tmp_path / "cli"
+    args = ["train", "world-model", "--data", str(data), "--out", str(out), "--preset", "micro", "--steps", "2",
+            "--batch-size", "2", "--collect", "0"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    config_json = out / CHECKPOINT_DIR / "config.json"
+    size = config_json.stat().st_size
+    config_json.write_text("{" + "x" * (size - 1))  # damaged in place, same size: the copy still looks whole
+    result = CliRunner().invoke(app, [*args, "--steps", "3", "--resume"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{config_json}isnotavalidRSSMConfig" in "".join(result.output.split())  # rich wraps lines
+    weights = out / CHECKPOINT_DIR / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated: no complete copy is left
+    result = CliRunner().invoke(app, [*args, "--steps", "3", "--resume"])
+    assert result.exit_code == 2 and "nocompletecheckpoint" in "".join(result.output.split())
+    assert weights.exists()  # refused, not restarted at update 0 over it
