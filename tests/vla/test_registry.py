@@ -128,3 +128,24 @@ def test_rafa_skills_take_names_and_folders_and_refuse_the_rest(checkpoint):
         assert RafaConfig(skills=skills).skills == skills
     with pytest.raises(ValueError, match=r"'expert', 'learned', a registered policy \(hybrid\) or an existing"):
         RafaConfig(skills="hybird")
+
+
+def test_cli_trains_a_registered_family_and_runs_with_its_folder(tiny_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from embodia.cli import app
+
+    out = tmp_path / "policy"
+    trained = CliRunner().invoke(app, ["train", "vla", "--policy", "hybrid", "--data", str(tiny_dataset), "--out",
+                                       str(out), "--steps", "1", "--batch-size", "4", "--d-model", "32",
+                                       "--n-layers", "1", "--eval-seeds", ""])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((out / "config.json").read_text())["policy_type"] == "hybrid"
+    run = CliRunner().invoke(app, ["run", "collect wood", "--llm", "none", "--skills", str(out), "--max-steps", "3",
+                                   "--no-video", "--out", str(tmp_path / "run")])
+    assert run.exit_code in (0, 1), run.output  # the untrained policy may well fail; it ran
+    assert (tmp_path / "run" / "episode.jsonl").is_file()
+    unknown = CliRunner().invoke(app, ["train", "vla", "--policy", "univla", "--data", str(tiny_dataset)])
+    assert unknown.exit_code == 2 and "unknown policy 'univla'" in " ".join(unknown.output.split())
+    bad = CliRunner().invoke(app, ["run", "collect wood", "--llm", "none", "--skills", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "an existing checkpoint folder" in " ".join(bad.output.split())
