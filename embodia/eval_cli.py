@@ -63,6 +63,8 @@ def run(
     dtype: Annotated[str, typer.Option(help="planner dtype")] = "float32",
     adapter: AdapterOption = "default",
     world_model: WorldModelOption = None,
+    skills: Annotated[str | None, typer.Option(help="who acts, overriding the suite: expert, learned, a registered "
+                                               "policy (hybrid) or a policy checkpoint folder")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per episode process (0: all cores for one worker, "
                                          "cores / workers for several); 1 when other jobs share the CPU")] = 0,
 ) -> None:
@@ -75,7 +77,7 @@ def run(
     try:
         loaded = load_suite(suite)
         config = EvalConfig(loaded, agent, llm, out or default_out("eval", f"{loaded.name} {agent}"), split,
-                            num_seeds, workers, video, device, dtype, adapter, world_model, threads)
+                            num_seeds, workers, video, device, dtype, adapter, world_model, threads, skills=skills)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{escape(loaded.name)}[/] · agent {agent} · planner {planner or 'none'} · split {split} "

@@ -98,6 +98,7 @@ class EvalConfig:
     adapter: str | None = "default"  # as `embodia run --adapter`: the shipped one for the embedded planner
     world_model: str | None = None  # imagining agents: a checkpoint folder instead of the shipped one
     threads: int = 0  # torch threads per episode process; 0: all cores for one worker, cores / workers for several
+    skills: str | None = None  # who acts, as `embodia run --skills`: expert, learned, a vla.registry name, a folder
 
     def __post_init__(self) -> None:
         self.agent_config()  # an unknown agent, or a world model for an agent that does not imagine
@@ -123,9 +124,10 @@ class EvalConfig:
         return resolve_adapter(self.planner, self.adapter) if self.planner else None
 
     def agent_config(self) -> RafaConfig:
-        """The agent's settings for this suite, with ``world_model`` when one was given."""
+        """The agent's settings for this suite, with ``world_model`` and ``skills`` when given."""
         config = get_agent(self.agent).config(self.suite)
-        return dataclasses.replace(config, world_model=self.world_model) if self.world_model else config
+        config = dataclasses.replace(config, world_model=self.world_model) if self.world_model else config
+        return dataclasses.replace(config, skills=self.skills) if self.skills else config
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -157,6 +159,11 @@ class EvalConfig:
                     "privileged": spec.privileged, "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(agent_config)}
+        if agent_config.skills != "expert":  # a learned policy: its weights, as for the adapter and world model
+            from vla.base import WEIGHTS_FILE as POLICY_WEIGHTS
+            from vla.registry import checkpoint_of
+
+            identity["policy_weights"] = weights_digest(checkpoint_of(agent_config.skills) / POLICY_WEIGHTS)
         return json.loads(json.dumps(identity))  # as it reads back from run.json
 
 
