@@ -257,6 +257,9 @@ def train(model: PeftModel, train_set: Sequence[TokenizedExample], eval_set: Seq
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     start = 0
+    if resume and accelerator.is_main_process:
+        latest_checkpoint(out_dir)  # a kill's leftovers settled once, by one process
+    accelerator.wait_for_everyone()
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {out_dir / CHECKPOINTS}")

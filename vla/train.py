@@ -168,7 +168,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}
-    if cfg.resume and train_state.recover(out / CHECKPOINT_DIR) is not None:
+    if cfg.resume and accelerator.is_main_process:
+        train_state.recover(out / CHECKPOINT_DIR)  # a kill's leftovers settled once, by one process
+    accelerator.wait_for_everyone()
+    if cfg.resume and train_state.read_state(out / CHECKPOINT_DIR) is not None:
         state = load_checkpoint(out, policy, optimizer, cfg)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     batches_per_epoch = len(train_data) // cfg.batch_size

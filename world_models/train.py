@@ -128,7 +128,10 @@ def train(cfg: TrainConfig, console: Console | None = None,
 
     # --- model and optimiser ---
     checkpoint = cfg.out / CHECKPOINT_DIR
-    resuming = cfg.resume and train_state.recover(checkpoint) is not None
+    if cfg.resume and accelerator.is_main_process:
+        train_state.recover(checkpoint)  # a kill's leftovers settled once, by one process
+    accelerator.wait_for_everyone()
+    resuming = cfg.resume and train_state.read_state(checkpoint) is not None
     model = resume_model(checkpoint, model_cfg, cfg.state_scale) if resuming else RSSMWorldModel(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-6)
     step, history = 0, []
