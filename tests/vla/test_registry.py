@@ -149,3 +149,18 @@ def test_cli_trains_a_registered_family_and_runs_with_its_folder(tiny_dataset, t
     assert unknown.exit_code == 2 and "unknown policy 'univla'" in " ".join(unknown.output.split())
     bad = CliRunner().invoke(app, ["run", "collect wood", "--llm", "none", "--skills", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "an existing checkpoint folder" in " ".join(bad.output.split())
+
+
+def test_eval_takes_skills_and_records_the_policy_weights(checkpoint, tmp_path):
+    from evals.runner import EvalConfig
+    from evals.suite import load_suite
+
+    suite = load_suite("smoke")
+    expert = EvalConfig(suite, "rafa", None, tmp_path / "a")
+    assert expert.agent_config().skills == "expert" and "policy_weights" not in expert.identity()
+    learned = EvalConfig(suite, "rafa", None, tmp_path / "b", skills=str(checkpoint))
+    assert learned.agent_config().skills == str(checkpoint)
+    shipped = EvalConfig(suite, "rafa", None, tmp_path / "c", skills="hybrid").identity()["policy_weights"]
+    assert learned.identity()["policy_weights"] not in (None, shipped)  # the folder's own weights
+    with pytest.raises(ValueError, match="an existing checkpoint folder"):
+        EvalConfig(suite, "rafa", None, tmp_path / "d", skills="hybird")
