@@ -247,3 +247,13 @@ def test_adapter_json_errors_name_the_file(adapter_dir: Path, name: str) -> None
     (adapter_dir / name).write_text('{"r": 4,')
     with pytest.raises(AdapterMismatchError, match=f"{name} is not readable JSON"):
         load_adapter(_tiny_llama(), adapter_dir, "tiny-llama")
+
+
+def test_cli_missing_model_path_exits_2_saying_so(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from embodia.cli import app
+
+    result = CliRunner().invoke(app, ["run", "collect wood", "--llm", "transformers:/nonexistent/model", "--out",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 2 and "/nonexistent/model does not exist" in " ".join(result.output.split())
