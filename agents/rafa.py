@@ -6,8 +6,8 @@ Each decision:
 2. *plan for the future* — for each feasible skill, chain a future to the goal
    with the transition model (:class:`~agents.skill_model.SkillModel`) and score
    it with the critic (``agents.critic``: skill calls still needed, vitals, recent
-   failures, threats), plus the LLM's preference among the options (SayCan-style
-   ``score``);
+   failures, threats), plus the LLM's preference among the options (``agents.prior``,
+   SayCan-style ``score``) and, when on, imagination (``agents.foresight``);
 3. *act for now* — execute only the first step of the best future;
 4. *update* — store predicted vs actual outcome; on a contradiction write a
    reflection (``agents.reflection``), update the model, and replan (the switching condition).
@@ -28,8 +28,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from agents.foresight import Foresight
 from agents.llm.base import LLM
 from agents.memory import Memory, RecallTool
+from agents.prior import apply_prior, llm_can_change, llm_prior
 from agents.reflection import compare, reflect
 from agents.skill_model import Belief, Prediction, SkillModel
 from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, Step
@@ -196,12 +198,15 @@ class RafaAgent:
         runner = make_skill_runner(self.config.skills, self.config.attempt_budget)
         self.tools = ToolRegistry([ActTool(env, runner), LookTool(env), RecallTool(self.memory)])
         self.imagination = None
+        self.foresight: Foresight | None = None
         if self.config.imagination:
             from agents.imagination import DEFAULT_CHECKPOINT, Imagination, ImagineTool  # torch only when asked
 
             self.imagination = Imagination(self.config.world_model or DEFAULT_CHECKPOINT,
                                            calibrate=self.config.imagine_calibrated)
             self.tools.register(ImagineTool(env, self.imagination))
+            self.foresight = Foresight(self.imagination, env, self.memory, veto=self.config.imagine_veto,
+                                       weight=self.config.imagine_weight, depth=self.config.imagine_depth)
         # What the model learned from contradicted predictions (rebuilt from memory on resume).
         self.distrust: set[str] = {r.data["distrust"] for r in self.memory.of_kind("reflection")
                                    if r.data.get("distrust")}
@@ -294,16 +299,17 @@ class RafaAgent:
                                 thought="nothing feasible", error=f"no plan reaches {goal.achievement} from here")
         prompt = self._prompt(goal, state, [c.first for c in shortlist])
         llm_ms, error = 0.0, None
-        if self.llm is not None and use_llm and self._llm_can_change(shortlist):
+        if self.llm is not None and use_llm and llm_can_change(shortlist, cfg.llm_weight):
             llm_started = time.perf_counter()
-            logprobs, error = self._llm_prior(prompt, [c.first for c in shortlist])
+            logprobs, error = llm_prior(self.llm, prompt, [c.first for c in shortlist], cfg.llm_retries)
             llm_ms = (time.perf_counter() - llm_started) * 1000
             if logprobs is not None:
-                for candidate, logprob in zip(shortlist, logprobs, strict=True):
-                    candidate.llm_logprob = logprob
-                    candidate.value = candidate.critic + cfg.llm_weight * math.exp(logprob)
-        self._imagine_futures(shortlist)
-        chosen, revisions, imagined, vetoed = self._imagine_before_acting(sorted(shortlist, key=lambda c: -c.value))
+                apply_prior(shortlist, logprobs, cfg.llm_weight)
+        if self.foresight is not None:
+            self.foresight.score_near_ties(shortlist)
+        ranked = sorted(shortlist, key=lambda c: -c.value)
+        chosen, revisions, imagined, vetoed = (self.foresight.choose(ranked) if self.foresight is not None
+                                               else (ranked[0], [], None, []))
         to_go = f" ({chosen.cost_to_go:.0f} skill calls to go)" if math.isfinite(chosen.cost_to_go) else ""
         thought = f"{goal.phrase}: plan {' → '.join(chosen.future)}{to_go}; doing {chosen.first!r} now"
         if revisions:
@@ -312,55 +318,6 @@ class RafaAgent:
                             thought=thought, llm_ms=llm_ms, decision_ms=(time.perf_counter() - started) * 1000,
                             error=error, prompt=prompt, prompt_version=prompt_version("planner"),
                             imagined=imagined, vetoed=vetoed)
-
-    def _imagine_futures(self, shortlist: list[Candidate]) -> None:
-        """RAFA's learned model: imagine the near-tied futures and add ``imagine_weight`` × their success share.
-
-        Only futures that the term could lift to the top are imagined (exact, like the LLM-call skip), so
-        a clear critic decision costs no imagination.
-        """
-        weight = self.config.imagine_weight
-        if self.imagination is None or weight <= 0 or len(shortlist) < 2:
-            return
-        best = max(c.value for c in shortlist)
-        contenders = [c for c in shortlist if best - c.value <= weight]
-        if len(contenders) < 2:
-            return
-        for candidate in contenders:
-            outcome = self.imagination.imagine(self.env, candidate.future[: self.config.imagine_depth])
-            candidate.imagined_success = outcome.raw_success_prob
-            candidate.value += weight * outcome.raw_success_prob
-
-    def _imagine_before_acting(self, ranked: list[Candidate]) -> tuple[Candidate, list[str], dict | None, list[dict]]:
-        """RIG: imagine the best candidate's first step; revise to the next when imagination vetoes it.
-
-        Returns the chosen candidate, one sentence per revision, the imagined outcome of the chosen
-        step and those of the vetoed ones (records). When every candidate is vetoed the best one
-        stands: imagination advises, it does not stall.
-        """
-        if self.imagination is None:
-            return ranked[0], [], None, []
-        revisions, vetoed = [], []
-        for candidate in ranked:
-            outcome = self.imagination.check(self.env, candidate.first)
-            if outcome.success_prob > self.config.imagine_veto:
-                return candidate, revisions, outcome.to_record(), vetoed
-            revisions.append(f"revised {candidate.first!r}: {outcome.describe()}")
-            vetoed.append(outcome.to_record())
-            self.memory.add("note", revisions[-1], step=self.env.unwrapped.steps, skill=candidate.first,
-                            imagined=vetoed[-1])
-        return ranked[0], revisions, vetoed[0], vetoed
-
-    def _llm_can_change(self, shortlist: list[Candidate]) -> bool:
-        """Whether the LLM's term (at most ``llm_weight``) could change the choice; if not, skip the call.
-
-        Exact, not a heuristic: when the best critic value leads by more than the
-        weight, no LLM probability can overturn it, so the answer is known already.
-        """
-        if len(shortlist) < 2:
-            return False
-        best, second = sorted((c.critic for c in shortlist), reverse=True)[:2]
-        return best - second <= self.config.llm_weight
 
     def options(self, goal: Goal, belief: Belief) -> list[Candidate]:
         """The strategy's shortlist for this decision; the feedback rule keeps out what failed unchanged."""
@@ -385,23 +342,6 @@ class RafaAgent:
             reflections=[r.text for r in self.memory.recent("reflection", self.config.lessons_shown)],
             recent=[r.text for r in self.memory.recent("transition", self.config.recent_steps)],
         )
-
-    def _llm_prior(self, messages: list[dict[str, str]], options: list[str]) -> tuple[list[float] | None, str | None]:
-        """Log-probabilities the LLM assigns to each option (normalised over the options)."""
-        error = None
-        for _attempt in range(1 + self.config.llm_retries):
-            try:
-                scores = self.llm.score(messages, options)
-            except Exception as exc:  # a backend failure must not end the episode
-                error = f"llm score failed: {type(exc).__name__}: {exc}"
-                continue
-            if len(scores) != len(options) or not all(math.isfinite(s) for s in scores):
-                error = f"llm returned invalid scores {scores!r} for {len(options)} options"
-                continue
-            top = max(scores)
-            norm = top + math.log(sum(math.exp(s - top) for s in scores))
-            return [s - norm for s in scores], None
-        return None, error
 
     # --- act for now, then update ---
     def _act(self, goal: Goal, index: int, skill: str, steps_left: int,

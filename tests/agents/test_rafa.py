@@ -3,12 +3,14 @@
 import json
 
 import numpy as np
+import pytest
 
 from agents.episode import run_episode
+from agents.prior import apply_prior, llm_can_change, llm_prior
 from agents.rafa import RafaAgent, RafaConfig
 from agents.reflection import compare, reflect
 from agents.skill_model import Belief, SkillModel
-from agents.steps import ActionStep, FinalStep, PlanningStep, StepCallbacks
+from agents.steps import ActionStep, Candidate, FinalStep, PlanningStep, StepCallbacks
 from agents.strategies import Greedy, Lookahead, OpenLoop, strategy_for
 from tools.envs.crafter import MATERIAL_IDS, CrafterEnv
 from tools.envs.crafter_goals import GOALS
@@ -120,3 +122,21 @@ def test_every_named_agent_gets_its_strategy():
             assert isinstance(strategy, Lookahead) and strategy.branches == 8 and strategy.critic.horizon == 3
         else:
             assert strategy == expected[name.replace("-imagine", "").replace("-feedback", "")], name
+
+
+def test_the_llm_prior_is_asked_only_when_it_could_change_the_choice_and_sums_to_one():
+    class FixedScores:
+        def score(self, prompt, options):
+            return [-1.0, -3.0][: len(options)]
+
+    close = [Candidate(future=["a"], cost_to_go=1, critic=-2.0, value=-2.0),
+             Candidate(future=["b"], cost_to_go=1, critic=-2.4, value=-2.4)]
+    far = [close[0], Candidate(future=["b"], cost_to_go=3, critic=-3.0, value=-3.0)]
+    assert llm_can_change(close, weight=0.5) and not llm_can_change(far, weight=0.5)
+    assert not llm_can_change(close[:1], weight=0.5)  # one option: nothing to choose
+    logprobs, error = llm_prior(FixedScores(), [], ["a", "b"], retries=0)
+    assert error is None and sum(np.exp(logprobs)) == pytest.approx(1.0)
+    apply_prior(close, logprobs, weight=0.5)
+    assert close[0].value == pytest.approx(-2.0 + 0.5 * np.exp(logprobs[0])) and close[1].llm_logprob == logprobs[1]
+    assert llm_prior(FixedScores(), [], ["a", "b", "c"], retries=1) == (
+        None, "llm returned invalid scores [-1.0, -3.0] for 3 options")
