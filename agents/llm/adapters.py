@@ -98,11 +98,12 @@ def load_adapter(model: PreTrainedModel, directory: str | Path, base: str, *, me
             saved = set(f.keys())
         with warnings.catch_warnings():  # peft's missing-keys warning: reported below as an error instead
             warnings.filterwarnings("ignore", message=".*missing adapter keys.*")
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             peft_model = PeftModel.from_pretrained(model, str(directory))
     except (OSError, RuntimeError, ValueError, SafetensorError) as exc:  # another rank: RuntimeError (shapes)
         raise AdapterMismatchError(f"cannot load the adapter weights {weights} onto {base!r}: "
                                    f"{str(exc).strip().splitlines()[0]}") from exc
-    expected = set(get_peft_model_state_dict(peft_model))
+    expected = set(get_peft_model_state_dict(peft_model, save_embedding_layers=False))  # no hub lookup
     if saved != expected:
         missing, unexpected = sorted(expected - saved), sorted(saved - expected)
         raise AdapterMismatchError(f"{weights} does not fit {base!r}: {len(missing)} missing keys (e.g. "
