@@ -418,7 +418,7 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"| {name} | {row['tried']} | {row['crashes']} | {row['tracebacks']} | {row['lost']} | "
                      f"{row['duplicated']} | {row['left_behind']} | {same} |")
     for name, row in results.get("fault_tests", {}).items():
-        lines.append(f"| {name} (pytest; each test asserts no traceback, nothing lost) | {row['tests']} | "
+        lines.append(f"| `tests/faults/{name}.py` (each test asserts its own counts) | {row['tests']} | "
                      f"{row['failed']} | — | — | — | — | — |")
     ev, chat = results["soak_eval"], results["soak_chat"]
     if "error" in ev or "error" in chat:
