@@ -151,9 +151,9 @@ def _actions_per_second(out: Path, data: Path, n: int) -> float:
     """``policy.act`` calls per second at batch 1 on the dataset's first rows, the saved policy reloaded."""
     from evals.bench_vla import actions_per_second
     from vla.data import load_frames
-    from vla.hybrid import HybridVLAPolicy
+    from vla.registry import load_policy
 
-    policy = HybridVLAPolicy.from_pretrained(out)
+    policy = load_policy(out)
     frames = load_frames(data, 1, policy.config.max_instruction_len)
     obs = {"image": frames.image[:n].numpy(), "state": frames.state[:n].numpy()}
     return round(actions_per_second(policy, obs, n, frames.texts[0]), 2)
