@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from agents.llm import DEFAULT_SPEC
 from embodia.commands.train import HYBRID, VLA
 from embodia.options import config_option
 
@@ -40,7 +41,7 @@ def planner(
     data: Annotated[list[Path], typer.Option(help="episode folders (searched for episode.jsonl) or a dataset.jsonl; "
                                              "repeatable")],
     out: Annotated[Path, typer.Option(help="adapter dir (checkpoints/, dataset.jsonl, metrics.json inside)")],
-    base: Annotated[str, typer.Option(help="base model BACKEND:MODEL")] = "transformers:smollm2",
+    base: Annotated[str, typer.Option(help="base model BACKEND:MODEL")] = DEFAULT_SPEC,
     steps: int = config_option(PLANNER, "steps", default=40),
     lr: float = config_option(PLANNER, "lr", default=2e-3),
     warmup_steps: int = config_option(PLANNER, "warmup_steps", default=4),
