@@ -76,8 +76,9 @@ def run(
 
     try:
         loaded = load_suite(suite)
-        config = EvalConfig(loaded, agent, llm, out or default_out("eval", f"{loaded.name} {agent}"), split,
-                            num_seeds, workers, video, device, dtype, adapter, world_model, threads, skills=skills)
+        out = out or default_out("eval", f"{loaded.name} {agent}")
+        config = EvalConfig(loaded, agent, llm, out, split, num_seeds, workers, video, device, dtype, adapter,
+                            world_model, threads, skills=skills)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{escape(loaded.name)}[/] · agent {agent} · planner {planner or 'none'} · split {split} "
@@ -102,6 +103,10 @@ def run(
         say(f"interrupted ({exc}): {exc.saved} of {exc.total} episodes are saved in {exc.out}; the ones in flight "
             f"were dropped. Finish the run with:\n  {resume_command(exc.out)}")
         raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:  # the disk filled up or the folder went away mid-run: what is recorded stays
+        say(f"cannot write {exc.filename or out}: {exc.strerror or exc}; finished episodes are saved. Fix it, "
+            f"then finish the run with:\n  {resume_command(out)}", "red")
+        raise typer.Exit(1) from None
     except BrokenProcessPool as exc:
         say(f"a worker process died ({exc}); finished episodes are saved. Finish the run with:\n  "
             f"{resume_command(config.out)}", "red")

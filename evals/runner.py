@@ -108,6 +108,8 @@ class EvalConfig:
             raise ValueError(f"video must be none, failures or all, got {self.video!r}")
         if self.num_seeds is not None and self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file; an evaluation writes a folder, choose another --out")
 
     @property
     def planner(self) -> str | None:
@@ -321,6 +323,12 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 def prepare(config: EvalConfig, resume: bool) -> list[dict[str, Any]]:
     """Check ``OUT`` against the config; return the records already finished there."""
     run_file, results_file = config.out / RUN_FILE, config.out / RESULTS_FILE
+    try:  # before any model loads: a folder that cannot be written should cost a second, not a run
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SuiteError(f"cannot create the run folder {config.out}: {exc.strerror or exc}") from None
+    if not os.access(config.out, os.W_OK):
+        raise SuiteError(f"cannot write to the run folder {config.out}: permission denied; choose another --out")
     identity = config.identity()
     if run_file.exists() or results_file.exists():
         if not resume:

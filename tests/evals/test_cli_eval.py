@@ -69,3 +69,14 @@ def test_bad_input_exits_with_the_valid_choices(tmp_path: Path):
     assert result.exit_code == 2 and f"{bad}:5: workers: unknown key" in " ".join(result.output.split())
     result = runner.invoke(app, ["eval", "compare", str(tmp_path)])
     assert result.exit_code == 2 and "not an evaluation run folder" in " ".join(result.output.split())
+
+
+def test_an_out_that_cannot_be_a_run_folder_exits_2_before_any_episode(tmp_path: Path):
+    runner = CliRunner()
+    taken = tmp_path / "a-file"
+    taken.write_text("not a run folder")
+    for out, words in ((taken, "is a file"), (taken / "sub", "cannot create the run folder")):
+        result = runner.invoke(app, ["eval", "smoke", "--llm", "none", "--out", str(out)])
+        assert result.exit_code == 2 and words in result.output and str(out) in result.output, result.output
+        assert "Traceback" not in result.output
+    assert taken.read_text() == "not a run folder"
