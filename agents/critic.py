@@ -9,7 +9,7 @@ and imagination only settle near-ties on top of this value (``agents.rafa``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agents.skill_model import Belief, SkillModel
 from agents.steps import Candidate
@@ -18,15 +18,22 @@ from tools.skills.crafter import SKILLS
 
 @dataclass(frozen=True)
 class Critic:
-    """The critic's weights (copied from ``RafaConfig``; see its docstring for each)."""
+    """The critic's weights; their defaults and meaning live once, in ``RafaConfig`` (:meth:`from_config`)."""
 
-    horizon: int = 3
-    vital_thresholds: dict[str, int] = field(default_factory=lambda: {"food": 4, "drink": 4, "energy": 2})
-    night_energy_threshold: int = 9
-    vital_weight: float = 2.0
-    failure_penalty: float = 1.5
-    threat_weight: float = 3.0
-    fight_min_health: int = 4
+    horizon: int
+    vital_thresholds: dict[str, int]
+    night_energy_threshold: int
+    vital_weight: float
+    failure_penalty: float
+    threat_weight: float
+    fight_min_health: int
+
+    @classmethod
+    def from_config(cls, config: object) -> Critic:
+        """The critic a ``RafaConfig`` (or anything with the same fields) describes."""
+        values = {name: getattr(config, name) for name in cls.__dataclass_fields__}
+        values["vital_thresholds"] = dict(values["vital_thresholds"])
+        return cls(**values)
 
     def thresholds(self, belief: Belief) -> dict[str, int]:
         """Vital levels below which a future is penalised; energy rises at night once a shelter can be dug."""

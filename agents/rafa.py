@@ -155,6 +155,11 @@ class RafaConfig:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RafaConfig.{name} must be >= 1, got {getattr(self, name)}")
+        numbers = {name: getattr(self, name) for name, f in self.__dataclass_fields__.items()
+                   if f.type in ("float", float) and isinstance(getattr(self, name), float)}
+        if not_finite := sorted(name for name, value in numbers.items() if not math.isfinite(value)):
+            raise ValueError(f"RafaConfig: {', '.join(not_finite)} must be a finite number, got "
+                             + ", ".join(f"{name}={numbers[name]}" for name in not_finite))
         if self.llm_weight < 0 or self.max_llm_calls < 0 or self.max_seconds <= 0:
             raise ValueError(f"RafaConfig: weights and budgets must be positive ({self})")
         if self.imagine_weight < 0 or self.imagine_depth < 1:

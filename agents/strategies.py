@@ -86,8 +86,4 @@ def strategy_for(config: RafaConfig) -> Strategy:
         return OpenLoop()
     if not config.lookahead:
         return Greedy(sighted=config.feasibility_model)
-    critic = Critic(horizon=config.horizon, vital_thresholds=dict(config.vital_thresholds),
-                    night_energy_threshold=config.night_energy_threshold, vital_weight=config.vital_weight,
-                    failure_penalty=config.failure_penalty, threat_weight=config.threat_weight,
-                    fight_min_health=config.fight_min_health)
-    return Lookahead(critic=critic, branches=config.branches)
+    return Lookahead(critic=Critic.from_config(config), branches=config.branches)

@@ -21,6 +21,7 @@ uninterrupted run exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -133,10 +134,10 @@ def save(folder: Path, *, step: int, optimizer: torch.optim.Optimizer, save_mode
         extra: JSON the trainer wants back on resume (its config, history, a sampler's generator state).
     """
     folder = Path(folder)
-    try:
-        recover(folder)  # a complete leftover of an earlier kill is settled before anything is overwritten
-    except CorruptCheckpointError:
-        pass  # only incomplete copies: nothing good to keep, the new checkpoint replaces them
+    # A complete leftover of an earlier kill is settled before anything is overwritten; when only
+    # incomplete copies exist there is nothing good to keep, and the new checkpoint replaces them.
+    with contextlib.suppress(CorruptCheckpointError):
+        recover(folder)
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

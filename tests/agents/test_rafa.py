@@ -140,3 +140,17 @@ def test_the_llm_prior_is_asked_only_when_it_could_change_the_choice_and_sums_to
     assert close[0].value == pytest.approx(-2.0 + 0.5 * np.exp(logprobs[0])) and close[1].llm_logprob == logprobs[1]
     assert llm_prior(FixedScores(), [], ["a", "b", "c"], retries=1) == (
         None, "llm returned invalid scores [-1.0, -3.0] for 3 options")
+
+
+@pytest.mark.parametrize("field", ["llm_weight", "vital_weight", "max_seconds"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_config_refuses_numbers_that_are_not_finite(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+        RafaConfig(**{field: value})
+
+
+def test_the_critic_takes_every_weight_from_the_config():
+    config = RafaConfig(vital_weight=7.0, threat_weight=0.25, horizon=2)
+    critic = strategy_for(config).critic
+    assert (critic.vital_weight, critic.threat_weight, critic.horizon) == (7.0, 0.25, 2)
+    assert critic.vital_thresholds == config.vital_thresholds and critic.vital_thresholds is not config.vital_thresholds
