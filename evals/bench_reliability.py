@@ -130,19 +130,29 @@ def reference_records(folder: Path, suite_text: str = SIGNAL_SUITE) -> list[dict
     return run_suite(EvalConfig(load_suite(suite_file), "rafa", "none", folder / "reference", threads=1))
 
 
+def _tracker(parent: int) -> int | None:
+    """The pid of multiprocessing's resource tracker among ``parent``'s children."""
+    for pid in session_processes(parent):
+        with suppress(OSError):
+            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
 def _as_foreground_job() -> None:
     """Ctrl-C at its default, as in a terminal's foreground job (a shell's background job inherits it ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict[str, Any]],
-                         *, workers: int = 2, delay: float = 0.0,
+                         *, workers: int = 2, delay: float = 0.0, worker: bool = False,
                          on_stopped: Callable[[Path, str], None] | None = None) -> Outcome:
-    """Run ``embodia eval`` with workers, send ``sig`` mid-suite, then ``--resume`` with one worker.
+    """Run ``embodia eval`` with workers, send ``sig`` mid-suite (to one worker with ``worker``), then
+    ``--resume`` with one worker.
 
     ``on_stopped(out, printed)`` sees the run folder and the output between the stop and the resume.
     """
-    outcome = Outcome(f"{sig.name} during eval")
+    outcome = Outcome(f"{sig.name} of a worker during eval" if worker else f"{sig.name} during eval")
     suite_file, out = folder / "suite.yaml", folder / "run"
     suite_file.write_text(SIGNAL_SUITE)
     command = eval_command(suite_file, out, "--workers", str(workers))
@@ -157,12 +167,14 @@ def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict
     time.sleep(delay)
     missed = proc.poll() is not None
     with suppress(ProcessLookupError):  # the run may end between the poll and the signal
-        if sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
+        if worker:  # the OOM killer picks the biggest process: a worker
+            os.kill(max(set(session_processes(proc.pid)) - {proc.pid, _tracker(proc.pid)}), sig)
+        elif sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
             os.killpg(proc.pid, sig)
         else:  # a service manager or an OOM killer signals the parent alone
             proc.send_signal(sig)
     printed = proc.communicate(timeout=120)[0].decode(errors="replace")
-    expected = 0 if missed else 128 + sig if sig != signal.SIGKILL else -signal.SIGKILL
+    expected = 0 if missed else 1 if worker else 128 + sig if sig != signal.SIGKILL else -signal.SIGKILL
     outcome.left_behind = len(wait_gone(proc.pid))
     for pid in session_processes(proc.pid):  # never leave them running, whatever the outcome
         os.kill(pid, signal.SIGKILL)
@@ -364,6 +376,8 @@ def run_bench(plan: Plan, work: Path) -> dict[str, Any]:
         for _ in range(plan.signal_tries):
             outcomes.append(interrupt_and_resume(Path(tempfile.mkdtemp(dir=work)), sig, reference,
                                                  delay=rng.uniform(0, 0.5)))
+    outcomes += [interrupt_and_resume(Path(tempfile.mkdtemp(dir=work)), signal.SIGKILL, reference, worker=True,
+                                      delay=rng.uniform(0, 0.5)) for _ in range(plan.signal_tries)]
     outcomes += [env_fault(Path(tempfile.mkdtemp(dir=work)), rng) for _ in range(plan.env_tries)]
     outcomes += [bad_suite(Path(tempfile.mkdtemp(dir=work)), case)
                  for case in BAD_SUITES for _ in range(plan.bad_suite_tries)]

@@ -29,6 +29,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,6 +394,9 @@ def run_suite(config: EvalConfig, *, resume: bool = False,
             saved = len(load_results(config.out / RESULTS_FILE))
             signum = exc.signum if isinstance(exc, EvalInterrupted) else signal.SIGINT
             raise EvalInterrupted(signum, config.out, saved, total) from None
+        except BrokenProcessPool:  # a worker was killed (OOM killer): the others are stopped, same cleanup
+            _drop_unrecorded(config, todo)
+            raise
     return [done[job.key] for job in config.jobs()]
 
 
