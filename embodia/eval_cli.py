@@ -14,12 +14,12 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
 from agents.llm import DEFAULT_SPEC
 from embodia.options import AdapterOption, WorldModelOption
+from embodia.text import user_text as escape  # the one escaper: markup and control characters
 from evals.agents import AGENTS
 from evals.store import ResultsError
 from evals.suite import SuiteError

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tools.io import atomic_write_json, fsync_dir
@@ -40,6 +41,10 @@ from tools.io import atomic_write_json, fsync_dir
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, quota, permissions); the previous one is untouched."""
 
 
 class CorruptCheckpointError(ValueError):
@@ -140,15 +145,22 @@ def save(folder: Path, *, step: int, optimizer: torch.optim.Optimizer, save_mode
         recover(folder)
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(tmp)
-    tensors, groups = optimizer_tensors(optimizer)
-    save_file(tensors, tmp / OPTIMIZER_FILE)
-    rng_tensors, rng_scalars = rng_state()
-    save_file(rng_tensors, tmp / RNG_FILE)
-    files = _fsync_tree(tmp)
-    atomic_write_json(tmp / STATE_FILE, {"step": step, "param_groups": groups, "rng": rng_scalars,
-                                         "extra": extra or {}, "files": files}, indent=1)
+    try:
+        tmp.mkdir(parents=True)
+        save_model(tmp)
+        tensors, groups = optimizer_tensors(optimizer)
+        save_file(tensors, tmp / OPTIMIZER_FILE)
+        rng_tensors, rng_scalars = rng_state()
+        save_file(rng_tensors, tmp / RNG_FILE)
+        files = _fsync_tree(tmp)
+        atomic_write_json(tmp / STATE_FILE, {"step": step, "param_groups": groups, "rng": rng_scalars,
+                                             "extra": extra or {}, "files": files}, indent=1)
+    except (OSError, SafetensorError) as exc:  # a full disk, a quota, a vanished mount: the last good copy stands
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = f"the checkpoint in {folder} (step {previous['step']}) is intact" if (
+            previous := read_state(folder)) else "no earlier checkpoint existed"
+        raise CheckpointWriteError(f"could not write the step-{step} checkpoint next to {folder}: {exc}; "
+                                   f"{kept}. Free space and rerun with --resume.") from exc
     if folder.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(folder, old)

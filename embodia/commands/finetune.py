@@ -15,6 +15,7 @@ from rich.table import Table
 from agents.llm import DEFAULT_SPEC
 from embodia.commands.train import HYBRID, VLA
 from embodia.options import config_option
+from embodia.text import user_text
 
 #: The planner's training config; `finetune planner` is a preset of it for the 135M planner on a 2-core CPU.
 PLANNER = "agents.finetune:TrainConfig"
@@ -67,6 +68,7 @@ def planner(
     from agents.planner_data import TraceError
     from agents.planner_tuning import PlannerFinetuneConfig, finetune_planner, merge_adapter
     from tools.lora import LoraSettings
+    from tools.train_state import CheckpointWriteError
 
     train = TrainConfig(steps=steps, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
                         eval_every=eval_every, save_every=save_every, seed=seed,
@@ -89,8 +91,11 @@ def planner(
         try:
             metrics = finetune_planner(config, resume=resume, on_step=on_step, measure=measure)
         except (TraceError, FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]cannot fine-tune:[/] {exc}")
+            console.print(f"[red]cannot fine-tune:[/] {user_text(exc)}")
             raise typer.Exit(2) from exc
+        except CheckpointWriteError as exc:  # disk full or similar: exit 1, the last checkpoint stands
+            console.print(f"[red]stopped:[/] {user_text(exc)}")
+            raise typer.Exit(1) from exc
     _report(metrics)
     if merge:
         console.print(f"merged model: {merge_adapter(out, out / 'merged', base)}")

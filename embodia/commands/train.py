@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,6 +24,7 @@ from rich.progress import (
 )
 
 from embodia.options import config_option
+from embodia.text import user_text as escape  # the one escaper: markup and control characters
 
 if TYPE_CHECKING:
     from vla.train import TrainConfig
@@ -68,7 +68,7 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
     """``vla.train.train(cfg)`` under a rich progress bar; data that does not fit the policy, a damaged
     checkpoint or a resume under another config exits 2."""
     from tools.episode_dataset import MissingColumnsError
-    from tools.train_state import CorruptCheckpointError, ResumeMismatchError
+    from tools.train_state import CheckpointWriteError, CorruptCheckpointError, ResumeMismatchError
     from vla.base import SpaceMismatchError
     from vla.train import train
 
@@ -84,6 +84,9 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
                 CorruptCheckpointError) as exc:
             console.print(f"[red]cannot {verb}:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
+        except CheckpointWriteError as exc:  # the machine's fault, not the flags': exit 1, the last checkpoint stands
+            console.print(f"[red]stopped:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from exc
 
 
 @train_app.command("vla")
@@ -164,7 +167,7 @@ def world_model(
                                          "(expert/random mix, 500 steps each)"),
 ) -> None:
     """Train the DreamerV3-style RSSM world model on Crafter episodes (collected first if DATA is empty)."""
-    from tools.train_state import CorruptCheckpointError
+    from tools.train_state import CheckpointWriteError, CorruptCheckpointError
     from world_models.data import CollectConfig
     from world_models.data import collect as collect_episodes
     from world_models.train import NonFiniteLossError, TrainConfig, train
@@ -191,5 +194,8 @@ def world_model(
     except (FileNotFoundError, ValueError, CorruptCheckpointError) as exc:
         console.print(f"[red]cannot train:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    except CheckpointWriteError as exc:
+        console.print(f"[red]stopped:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
     console.print(f"done: loss {metrics.get('loss', float('nan')):.1f}, "
                   f"{metrics['seconds_per_update']:.2f} s/update → {out / 'model'}")
