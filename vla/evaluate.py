@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from tools.collect_crafter import CHAIN
 from tools.envs.crafter import CrafterEnv
@@ -20,11 +20,12 @@ from vla.skills import LearnedSkillRunner
 
 def compare_skills(
     runners: dict[str, LearnedSkillRunner], seeds: Sequence[int], budget: int = 150,
-    on_seed: Callable[[int], None] | None = None,
+    on_seed: Callable[[int], None] | None = None, skills: Collection[str] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per-skill success ``{runner: {skill: {"success": rate, "attempts": n}}}`` plus the ``"expert"`` row.
 
-    Every learned runner and the expert get ``min(budget, skill budget)`` env steps per attempt.
+    Every learned runner and the expert get ``min(budget, skill budget)`` env steps per attempt. With ``skills``
+    only those are attempted and scored; the expert still runs the whole chain to move the world on.
     """
     hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for seed in seeds:
@@ -36,6 +37,9 @@ def compare_skills(
             if SKILLS[name].missing(env.inventory):
                 continue
             steps = min(budget, SKILLS[name].budget)
+            if skills is not None and name not in skills:
+                run_skill(env, name, budget=steps)
+                continue
             for label, runner in runners.items():
                 hits[label][name].append(runner(copy.deepcopy(env), name, budget=steps).ok)
             hits["expert"][name].append(run_skill(env, name, budget=steps).ok)

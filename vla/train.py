@@ -56,6 +56,8 @@ class TrainConfig:
     eval_budget: env steps per skill attempt (Crafter) or per episode (Meta-World) in that evaluation.
     resume: continue from ``out/checkpoint`` when it exists.
     max_rows: train and validate on the dataset's first N rows only (0 = all): short runs of slow backbones.
+    init: a checkpoint folder whose weights the run starts from (fine-tuning, e.g. a DAgger round); ``policy``
+        must be its config. Empty: fresh weights.
     """
 
     data: str = "data/crafter-skills"
@@ -73,6 +75,7 @@ class TrainConfig:
     eval_budget: int = 150
     resume: bool = False
     max_rows: int = 0
+    init: str = ""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "eval_budget"):
@@ -165,6 +168,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     check_data_matches_policy(frames, cfg.policy, cfg.data)
     train_data, val_data = split_by_episode(frames, cfg.val_every)
     policy = new_policy(cfg.policy)  # the family is the config's type (vla.registry)
+    if cfg.init:
+        policy.load_weights(Path(cfg.init) / WEIGHTS_FILE)
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}

@@ -26,8 +26,8 @@ from tools.skills.specs import (
     normalise_skill_name,
 )
 
-__all__ = ["EXPLORE_NEW_TILES", "HEALTH_CRITICAL", "NEAR_RADIUS", "SKILLS", "SkillSpec", "normalise_skill_name",
-           "run_policy_skill", "run_skill"]
+__all__ = ["EXPLORE_NEW_TILES", "HEALTH_CRITICAL", "NEAR_RADIUS", "SKILLS", "SkillSpec", "expert_action",
+           "normalise_skill_name", "run_policy_skill", "run_skill"]
 
 
 def run_skill(
@@ -58,6 +58,45 @@ def run_policy_skill(
             obs = run.obs
 
     return _execute(env, name, budget, drive)
+
+
+class _Chosen(Exception):
+    """The first action a skill body asks for: raised instead of stepping the env."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(action)
+        self.action = action
+
+
+class _Probe(SkillRun):
+    """A run whose first ``act`` ends it without stepping: the body's choice in the current state."""
+
+    def act(self, action: str) -> None:
+        raise _Chosen(action)
+
+
+def expert_action(env: gymnasium.Env, name: str) -> int | None:
+    """The scripted expert's next action index for skill ``name`` in ``env``'s *current* state, or None when
+    the expert would stop there (nothing reachable, requirements missing, energy full...).
+
+    The bodies re-plan from the privileged state at every step, so starting one afresh and taking its first
+    action labels any state, including ones only a learner reaches (DAgger). Nothing is stepped or changed.
+    Bodies that keep memory across steps (explore's tiles seen at the start, sleep's shelter) re-plan from
+    the current state instead, an approximation for those skills.
+    """
+    spec = SKILLS.get(normalise_skill_name(name))
+    if spec is None:
+        raise ValueError(f"unknown skill {name!r}; known skills: {', '.join(sorted(SKILLS))}")
+    probe = _Probe(env, spec, budget=1)
+    if spec.missing(probe.start_inventory):
+        return None
+    try:
+        body_of(spec)(probe)
+    except _Chosen as chosen:
+        return ACTION_NAMES.index(chosen.action)
+    except Stop:
+        return None
+    return None
 
 
 def _execute(
