@@ -14,7 +14,7 @@ from typing import Any
 
 from tools.envs.crafter import ACHIEVEMENTS
 
-#: Below this fuzzy score a text matches no goal (``GoalMatch.goal`` is None).
+#: At or above this score a request is understood as the goal (``GoalMatch.goal``); see UNSURE_THRESHOLD.
 MATCH_THRESHOLD = 0.72
 #: The longest request read as a goal: a goal is a sentence, and fuzzy matching (and an LLM scoring the
 #: request) grows with its length -- a 100 kB "goal" took minutes. Longer text is refused, never cut.
@@ -74,40 +74,130 @@ assert set(_PHRASES) == set(ACHIEVEMENTS), "every crafter achievement needs a go
 
 GOALS: dict[str, Goal] = {a: Goal(a, phrase, aliases) for a, (phrase, aliases) in _PHRASES.items()}
 
-_FILLER = {"a", "an", "the", "some", "please", "me", "my", "i", "want", "to", "you", "can", "could", "go", "and"}
+#: Below this score a request is unsure: the matcher names candidates instead of running one. Calibrated
+#: on evals/requests/dev.yaml (``python -m evals.bench_requests --calibrate``): every dev paraphrase of a
+#: goal scores 1.0 after canonicalisation or at least this, no dev not-goal reaches it.
+#: Below :data:`UNSURE_THRESHOLD` a request is no goal of this world at all (refused with the reason).
+UNSURE_THRESHOLD = 0.5
+
+_FILLER = {"a", "an", "the", "some", "please", "me", "my", "i", "want", "to", "you", "can", "could", "go", "and",
+           "of", "block", "blocks", "piece", "pieces", "bit", "few", "more", "one", "single", "up", "down", "us",
+           "for", "now", "just", "quickly", "new", "yourself", "let", "lets", "s", "try", "need", "would", "like",
+           "will", "should", "it", "ore", "crafting", "nearby", "from", "with", "your", "gonna", "kindly", "out",
+           "yourselves", "that", "this", "there", "around", "own", "any", "we", "be", "able", "mind", "hey",
+           "first", "next", "then", "finally", "also", "too", "again", "second", "lastly"}
+
+#: Crafter's verbs and objects by their many names: the first word of each entry stands for the others.
+_SYNONYM_GROUPS = (
+    "collect get gather mine dig chop cut obtain acquire grab fetch harvest pick punch take cut collecting getting"
+    " mining gathering chopping digging obtaining",
+    "make craft build create forge construct produce fashion assemble making crafting building",
+    "place put set plant_down placing putting",
+    "defeat kill slay fight attack beat destroy hunt_down killing fighting defeating",
+    "wood wooden woods log logs timber lumber tree trees",
+    "table workbench bench tables",
+    "pickaxe pick pickax pickaxes picks",
+    "sword swords blade",
+    "stone stones rock rocks cobblestone cobble",
+    "diamond diamonds gem gems",
+    "sapling saplings seedling seedlings",
+    "zombie zombies", "skeleton skeletons", "cow cows", "furnace furnaces oven smelter",
+    "plant plants", "coal coals", "water", "drink drinking", "eat eating", "sleep sleeping nap rest bed",
+)
+_SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in group.split()}
+#: Multi-word names rewritten before words are read ("pick up" is collect, "pick-axe" one tool).
+_REWRITES = ((r"\bpick[\s-]*axe", "pickaxe"), (r"\bpick(ed|ing)? up\b", "collect"), (r"\bset up\b", "place"),
+             (r"\bput(ting)? down\b", "place"), (r"\bwork[\s-]*bench\b", "table"), (r"\bcrafting table\b", "table"))
+
+
+def canonical_words(text: str) -> list[str]:
+    """Words of ``text`` in canonical form: lower case, no filler, synonyms replaced (mine → collect)."""
+    text = text.lower().replace("_", " ")
+    for pattern, replacement in _REWRITES:
+        text = re.sub(pattern, replacement, text)
+    words = re.findall(r"[a-z]+", text)
+    return [_SYNONYMS.get(w, w) for w in words if w not in _FILLER]
 
 
 def normalise(text: str) -> str:
-    """Lower-case words without punctuation, articles or politeness."""
-    words = re.findall(r"[a-z]+", text.lower().replace("_", " "))
-    return " ".join(w for w in words if w not in _FILLER)
+    """Canonical words joined by spaces: what two phrasings of one goal have in common."""
+    return " ".join(canonical_words(text))
 
 
-def _score(query: str, phrase: str) -> float:
-    a, b = normalise(query), normalise(phrase)
-    if not a or not b:
+#: Words that name a kind of thing, not a missing one: "make a stone tool" is unsure, not impossible.
+_GENERIC = {"tool", "tools", "weapon", "something", "thing", "things", "item", "stuff", "every", "all"}
+#: The words any goal name uses, canonical: a request word outside it is a thing this world lacks.
+VOCABULARY: frozenset[str] = frozenset(w for g in GOALS.values() for n in (g.phrase, *g.aliases, g.achievement)
+                       for w in canonical_words(n)) | _GENERIC
+
+
+def unknown_words(text: str) -> list[str]:
+    """Request words this world has no name for (e.g. 'moon'), in order, without repeats."""
+    seen: list[str] = []
+    for word in canonical_words(text):
+        if word not in VOCABULARY and word not in seen and not _close_word(word):
+            seen.append(word)
+    return seen
+
+
+def _close_word(word: str) -> str | None:
+    """The vocabulary word a misspelt ``word`` means ('pikaxe' → 'pickaxe'), or None."""
+    if len(word) < 4:
+        return None
+    close = difflib.get_close_matches(word, VOCABULARY, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _words_score(query: list[str], name: list[str]) -> float:
+    """F1 of the canonical word sets, a misspelt word counting as a match when it is close to one."""
+    if not query or not name:
         return 0.0
-    ratio = difflib.SequenceMatcher(None, a, b).ratio()
-    qa, qb = set(a.split()), set(b.split())
-    overlap = len(qa & qb) / len(qa | qb)
-    return max(ratio, overlap)
+    q, n = set(query), set(name)
+    if q == n:
+        return 1.0
+    matched = len(q & n) + sum(0.9 for w in q - n if _close_word(w) in n - q)
+    precision, recall = matched / len(q), matched / len(n)
+    # F0.5: a request word the name lacks ("diamond" pickaxe) weighs more than a name word left unsaid
+    return 0.0 if matched == 0 else 1.25 * precision * recall / (0.25 * precision + recall)
 
 
 def match_goal(text: str) -> GoalMatch:
-    """Map user text to a goal: exact phrase/alias → 1.0, else the best fuzzy score above the threshold.
+    """Map user text to a goal: same canonical words as a phrase/alias → 1.0, else the best word-set score;
+    ``goal`` is set when that reaches :data:`MATCH_THRESHOLD`, ``candidates`` are the three best.
 
     Text over :data:`MAX_REQUEST_CHARS` matches nothing (no candidates), without being scored.
     """
     if len(text) > MAX_REQUEST_CHARS:
         return GoalMatch(None, 0.0, [])
-    query = normalise(text)
-    scored: list[tuple[Goal, float]] = []
-    for goal in GOALS.values():
-        names = (goal.phrase, *goal.aliases, goal.achievement)
-        if query in {normalise(n) for n in names}:
-            return GoalMatch(goal, 1.0, [(goal, 1.0)])
-        scored.append((goal, max(_score(text, n) for n in names)))
+    query = canonical_words(text)
+    scored = [(goal, max(_words_score(query, canonical_words(n)) for n in (goal.phrase, *goal.aliases,
+                                                                            goal.achievement)))
+              for goal in GOALS.values()]
     scored.sort(key=lambda gs: (-gs[1], gs[0].achievement))
-    candidates = scored[:3]
+    candidates = [(g, round(s, 3)) for g, s in scored[:3]]
     best, score = candidates[0]
-    return GoalMatch(best if score >= MATCH_THRESHOLD else None, round(score, 3), candidates)
+    return GoalMatch(best if score >= MATCH_THRESHOLD else None, score, candidates)
+
+
+#: Requests that name a set of goals rather than one ("make every wooden tool"), canonical words → goals in
+#: the order the tech tree needs them.
+OPEN_REQUESTS: dict[str, tuple[str, ...]] = {
+    "every wood tool": ("make_wood_pickaxe", "make_wood_sword"),
+    "every stone tool": ("make_stone_pickaxe", "make_stone_sword"),
+    "every iron tool": ("make_iron_pickaxe", "make_iron_sword"),
+    "every tool": ("make_wood_pickaxe", "make_wood_sword", "make_stone_pickaxe", "make_stone_sword",
+                   "make_iron_pickaxe", "make_iron_sword"),
+    "every pickaxe": ("make_wood_pickaxe", "make_stone_pickaxe", "make_iron_pickaxe"),
+    "every sword": ("make_wood_sword", "make_stone_sword", "make_iron_sword"),
+    "ready night": ("collect_wood", "place_table", "make_wood_sword", "wake_up"),
+}
+_EVERY = {"every", "all", "each", "both"}
+
+
+def open_request(text: str) -> tuple[Goal, ...]:
+    """The goals an open request names ("make all the wooden tools"), or () when it names no set."""
+    words = [w for w in canonical_words(text) if w not in {"make", "collect", "get"}]
+    key = " ".join("every" if w in _EVERY else w.removesuffix("s") if w in {"tools"} else w for w in words)
+    key = key.replace("prepare", "ready").replace("tonight", "night")
+    goals = OPEN_REQUESTS.get(key) or OPEN_REQUESTS.get(key.replace("every ", "", 1) if "tool" in key else "")
+    return tuple(GOALS[a] for a in goals or ())
