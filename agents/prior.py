@@ -24,6 +24,17 @@ def llm_can_change(shortlist: list[Candidate], weight: float) -> bool:
     return best - second <= weight
 
 
+def valid_scores(scores: object, n: int) -> bool:
+    """Whether a backend's answer is ``n`` finite real numbers (anything else is malformed output)."""
+    return (isinstance(scores, (list, tuple)) and len(scores) == n
+            and all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in scores))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """A backend's text cut for the log: a huge answer or error message must not flood memory."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def llm_prior(llm: LLM, messages: list[dict[str, str]], options: list[str],
               retries: int) -> tuple[list[float] | None, str | None]:
     """Log-probabilities the LLM assigns to each option (normalised over the options), or (None, error)."""
@@ -32,14 +43,15 @@ def llm_prior(llm: LLM, messages: list[dict[str, str]], options: list[str],
         try:
             scores = llm.score(messages, options)
         except Exception as exc:  # a backend failure must not end the episode
-            error = f"llm score failed: {type(exc).__name__}: {exc}"
+            error = f"llm score failed: {type(exc).__name__}: {_clip(str(exc))}"
             continue
-        if len(scores) != len(options) or not all(math.isfinite(s) for s in scores):
-            error = f"llm returned invalid scores {scores!r} for {len(options)} options"
+        if not valid_scores(scores, len(options)):
+            error = f"llm returned invalid scores {_clip(repr(scores))} for {len(options)} options"
             continue
         top = max(scores)
-        norm = top + math.log(sum(math.exp(s - top) for s in scores))
-        return [s - norm for s in scores], None
+        shifted = [s - top for s in scores]  # shift first: top + log(sum) loses the sum when |top| is huge
+        log_total = math.log(sum(math.exp(s) for s in shifted))
+        return [s - log_total for s in shifted], None
     return None, error
 
 
