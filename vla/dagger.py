@@ -56,7 +56,6 @@ from vla.train import TrainConfig, train
 ROUND_STRIDE = 10_000_000
 #: Fields a resumed run may change (how many rounds to run, and the flag itself).
 RESUMABLE = ("rounds", "resume")
-EARLY_SKILLS = ("collect wood", "place table", "make wood_pickaxe", "collect stone", "drink water")
 
 #: ``on_progress(round, phase, done, total)``: phase is "collect", "train" or "eval".
 Progress = Callable[[int, str, int, int], None]
@@ -74,7 +73,10 @@ class DaggerConfig:
     first_world: world seed of round 1's first world; round r uses the next ``worlds`` after round r-1's.
     beta: the expert executes its own action with probability ``beta ** r`` in round r.
     budget: env steps per learner rollout (at most the skill's own budget).
-    steps, lr, warmup_steps, batch_size: each round's fine-tuning (``vla.train.TrainConfig``).
+    steps: fine-tuning steps per round (``vla.train.train`` from the previous round's weights).
+    lr: peak learning rate of each round's fine-tuning.
+    warmup_steps: linear warmup of each round's fine-tuning.
+    batch_size: rows per fine-tuning step.
     eval_seeds: held-out worlds for each round's per-skill success (``vla.evaluate.compare_skills``).
     eval_budget: env steps per attempt in that evaluation.
     seed: seeds the beta coin and the training batches.
@@ -84,7 +86,7 @@ class DaggerConfig:
     out: str = "runs/vla/dagger-crafter"
     init: str = "learned"
     base_data: str = "data/crafter-skills"
-    skills: tuple[str, ...] = EARLY_SKILLS
+    skills: tuple[str, ...] = ("collect wood", "place table", "make wood_pickaxe", "collect stone", "drink water")
     rounds: int = 3
     worlds: int = 4
     first_world: int = 5000

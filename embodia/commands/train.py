@@ -23,7 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from embodia.options import config_option
+from embodia.options import config_default, config_option
 from embodia.text import user_text as escape  # the one escaper: markup and control characters
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 VLA = "vla.train:TrainConfig"
 HYBRID = "vla.hybrid.configuration_hybrid:HybridConfig"
 WORLD_MODEL = "world_models.train:TrainConfig"
+DAGGER = "vla.dagger:DaggerConfig"
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train policies and models.")
 console = Console()
@@ -144,6 +145,68 @@ def vla(
     success = metrics.get("mean_task_success") or metrics.get("mean_skill_success")
     console.print(f"mean {'task' if 'mean_task_success' in metrics else 'skill'} success: {success} · "
                   f"{metrics['train_samples_per_s']} samples/s · policy and metrics.json in {out}")
+
+
+@train_app.command("dagger")
+def dagger(
+    out: Path = config_option(DAGGER, "out"),
+    init: str = config_option(DAGGER, "init"),
+    base_data: str = config_option(DAGGER, "base_data"),
+    skills: str = typer.Option(",".join(config_default(DAGGER, "skills")), help="comma-separated skills to "
+                               "roll out, relabel and evaluate"),
+    rounds: int = config_option(DAGGER, "rounds"),
+    worlds: int = config_option(DAGGER, "worlds"),
+    first_world: int = config_option(DAGGER, "first_world"),
+    beta: float = config_option(DAGGER, "beta"),
+    budget: int = config_option(DAGGER, "budget"),
+    steps: int = config_option(DAGGER, "steps"),
+    lr: float = config_option(DAGGER, "lr"),
+    warmup_steps: int = config_option(DAGGER, "warmup_steps"),
+    batch_size: int = config_option(DAGGER, "batch_size"),
+    eval_seeds: str = config_option(DAGGER, "eval_seeds"),
+    eval_budget: int = config_option(DAGGER, "eval_budget"),
+    seed: int = config_option(DAGGER, "seed"),
+    resume: bool = config_option(DAGGER, "resume", "--resume"),
+) -> None:
+    """DAgger rounds for the learned Crafter skills: roll the policy out mixed with the expert, label every visited
+    state with the expert's action, aggregate, fine-tune, repeat; ends with the per-round table (`vla.dagger`)."""
+    from rich.table import Table
+
+    from tools.train_state import CorruptCheckpointError, ResumeMismatchError
+    from vla.base import CheckpointError, SpaceMismatchError
+    from vla.dagger import DaggerConfig, run_dagger
+
+    def build() -> DaggerConfig:
+        return DaggerConfig(out=str(out), init=init, base_data=base_data,
+                            skills=tuple(s.strip() for s in skills.split(",") if s.strip()), rounds=rounds,
+                            worlds=worlds, first_world=first_world, beta=beta, budget=budget, steps=steps, lr=lr,
+                            warmup_steps=warmup_steps, batch_size=batch_size, eval_seeds=seeds_option(eval_seeds),
+                            eval_budget=eval_budget, seed=seed, resume=resume)
+
+    cfg = vla_config(build, "run dagger")
+    with progress_bar() as progress:
+        tasks: dict[int, Any] = {}
+
+        def on_progress(round_no: int, phase: str, done: int, total: int) -> None:
+            if round_no not in tasks:
+                tasks[round_no] = progress.add_task(f"round {round_no}", total=total, info=phase)
+            progress.update(tasks[round_no], completed=done, total=total, info=phase)
+
+        try:
+            result = run_dagger(cfg, on_progress)
+        except (FileNotFoundError, FileExistsError, ResumeMismatchError, CheckpointError, CorruptCheckpointError,
+                SpaceMismatchError) as exc:
+            console.print(f"[red]cannot run dagger:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from exc
+    rows = result["table"]
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    table = Table(title=f"per-skill success on held-out worlds {cfg.eval_seeds} (attempts)")
+    for column in columns:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
+    console.print(table)
+    console.print(f"round table and config in {out / 'dagger.json'}; round r's policy in {out}/rounds/round-RR/policy")
 
 
 @train_app.command("world-model")
