@@ -7,6 +7,7 @@ started", not "the achievement is unlocked".
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ _SYNONYM_GROUPS = (
 _SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in group.split()}
 #: Multi-word names rewritten before words are read ("pick up" is collect, "pick-axe" one tool).
 _REWRITES = ((r"\bpick[\s-]*axe", "pickaxe"), (r"\bpick(ed|ing)? up\b", "collect"), (r"\bset up\b", "place"),
-             (r"\bput(ting)? down\b", "place"), (r"\bwork[\s-]*bench\b", "table"), (r"\bcrafting table\b", "table"))
+             (r"\bput(ting)? down\b", "place"), (r"\bwork[\s-]*bench\b", "table"), (r"\bcrafting table\b", "table"),
+             (r"\bplant (it|them|one)\b", "place plant"))
 
 
 def canonical_words(text: str) -> list[str]:
@@ -131,6 +133,10 @@ VOCABULARY: frozenset[str] = frozenset(w for g in GOALS.values() for n in (g.phr
                        for w in canonical_words(n)) | _GENERIC
 
 
+#: Each goal's names (phrase, aliases, achievement) as canonical words, read once.
+_NAMES = {g.achievement: [canonical_words(n) for n in (g.phrase, *g.aliases, g.achievement)] for g in GOALS.values()}
+
+
 def unknown_words(text: str) -> list[str]:
     """Request words this world has no name for (e.g. 'moon'), in order, without repeats."""
     seen: list[str] = []
@@ -140,6 +146,7 @@ def unknown_words(text: str) -> list[str]:
     return seen
 
 
+@functools.lru_cache(maxsize=4096)
 def _close_word(word: str) -> str | None:
     """The vocabulary word a misspelt ``word`` means ('pikaxe' → 'pickaxe'), or None."""
     if len(word) < 4:
@@ -170,9 +177,7 @@ def match_goal(text: str) -> GoalMatch:
     if len(text) > MAX_REQUEST_CHARS:
         return GoalMatch(None, 0.0, [])
     query = canonical_words(text)
-    scored = [(goal, max(_words_score(query, canonical_words(n)) for n in (goal.phrase, *goal.aliases,
-                                                                            goal.achievement)))
-              for goal in GOALS.values()]
+    scored = [(goal, max(_words_score(query, name) for name in _NAMES[goal.achievement])) for goal in GOALS.values()]
     scored.sort(key=lambda gs: (-gs[1], gs[0].achievement))
     candidates = [(g, round(s, 3)) for g, s in scored[:3]]
     best, score = candidates[0]
