@@ -111,20 +111,25 @@ class EpisodeStats:
                 "decision_ms_p95": percentile(self.decision_ms, 95)}
 
 
-def resolve(goal: str | Goal, llm: LLM | None) -> GoalResolution:
-    """Text is resolved to a goal; a ``Goal`` is taken as is (suites name goals exactly, open-ended is no phrase)."""
+def resolve(goal: str | Goal | GoalResolution, llm: LLM | None) -> GoalResolution:
+    """Text is resolved to a goal; a ``Goal`` is taken as is (suites name goals exactly, open-ended is no phrase),
+    and so is a request the caller already resolved (``embodia run`` shows what it understood first)."""
+    if isinstance(goal, GoalResolution):
+        return goal
     if isinstance(goal, Goal):
         return GoalResolution(goal.phrase, goal, goal, 1.0, f"goal: {goal.phrase}")
     return resolve_goal(goal, llm)
 
 
-def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: LLM | None,
+def run_episode(goal_text: str | Goal | GoalResolution, *, seed: int, out_dir: str | Path, llm: LLM | None,
                 config: RafaConfig | None = None, video: bool = True,
                 step_callbacks: StepCallbacks | None = None,
                 make_agent: AgentFactory = RafaAgent, make_env: EnvFactory = crafter_env) -> EpisodeResult:
     """Resolve ``goal_text``, pursue it in a fresh world from ``make_env(seed, config)``, record everything.
 
-    Never raises for what happens inside the episode: an unknown goal, an env
+    A compound request ("get wood and then place a table") runs its parts in order in the one world and
+    succeeds only when every part does; ``summary["parts"]`` records each. Never raises for what happens
+    inside the episode: an unknown goal, an env
     crash or a budget overrun end it as failed, with the reason in the summary.
     ``step_callbacks`` see every step after the log and the statistics did;
     ``make_agent`` lets the evaluation baselines run through this same code path.
@@ -136,17 +141,24 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
     writer = VideoWriter(out_dir / VIDEO_FILE) if video else None
     usage_before = llm.usage.copy() if llm is not None else LLMUsage()
     started = time.perf_counter()
-    phrase = goal_text.phrase if isinstance(goal_text, Goal) else goal_text
+    phrase = (goal_text.phrase if isinstance(goal_text, Goal) else
+              goal_text.request if isinstance(goal_text, GoalResolution) else goal_text)
     summary: dict[str, Any] = {"goal": phrase, "seed": seed, "llm": llm.name if llm else None,
                                "success": False, "versions": versions()}
     stats = EpisodeStats()
     try:
         resolution = resolve(goal_text, llm)
         summary["goal_achievement"] = resolution.goal.achievement if resolution.goal else None
-        log.write("goal", request=summary["goal"], resolved=summary["goal_achievement"], message=resolution.message)
+        goals = resolution.parts or ((resolution.goal,) if resolution.goal else ())
+        compound = ({"plan": [g.achievement for g in goals], "skipped": list(resolution.skipped)}
+                    if len(goals) > 1 or resolution.skipped else {})  # a single goal's records stay as they were
+        log.write("goal", request=summary["goal"], resolved=summary["goal_achievement"], message=resolution.message,
+                  **compound)
         if resolution.goal is None:
             summary.update(reason=resolution.message,
                            closest_goal=resolution.closest.phrase if resolution.closest else None)
+            if resolution.options:  # unsure: what the user may mean
+                summary["options"] = [g.achievement for g in resolution.options]
         else:
             env = RecordEpisode(make_env(seed, config), log, writer, ACTION_NAMES)
             if config.imagination:  # imagination starts from the recent real frames
@@ -159,11 +171,22 @@ def run_episode(goal_text: str | Goal, *, seed: int, out_dir: str | Path, llm: L
             for step_type in (PlanningStep, ActionStep, FinalStep):
                 callbacks.on(step_type, lambda step: log.write(type(step).__name__, **step.to_record()))
             stats.register(callbacks)
-            for step in agent.run(resolution.goal):
-                callbacks(step)
-                if step_callbacks is not None:
-                    step_callbacks(step)
+            finals: list[FinalStep] = []
+            for goal in goals:  # a compound request's parts, in order, in this one world
+                for step in agent.run(goal):
+                    callbacks(step)
+                    if step_callbacks is not None:
+                        step_callbacks(step)
+                finals.append(stats.final)
+                if not stats.final.success:  # later parts build on this one
+                    break
             final = stats.final
+            if compound:
+                summary.update(compound, parts=[{"achievement": g.achievement, **f.to_record()}
+                                                for g, f in zip(goals, finals, strict=False)])
+                final = FinalStep(final.goal, len(finals) == len(goals) and final.success,
+                                  f"{sum(f.success for f in finals)}/{len(goals)} parts done: {final.reason}",
+                                  sum(f.env_steps for f in finals), sum(f.decisions for f in finals), final.error)
             summary.update(success=final.success, reason=final.reason, env_steps=final.env_steps,
                            decisions=final.decisions, error=final.error,
                            achievements=sorted(k for k, v in env.unwrapped.achievements.items() if v > 0),

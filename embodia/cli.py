@@ -145,7 +145,7 @@ def run(
 ) -> None:
     """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
     from agents.episode import run_episode
-    from agents.goals import request_too_long
+    from agents.goals import request_too_long, resolve_goal
     from tools.episodes import LOG_FILE, SUMMARY_FILE, VIDEO_FILE
 
     if not goal.strip():
@@ -157,13 +157,19 @@ def run(
     config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine,
                          world_model=world_model or "")
     planner = load_llm(llm, device, dtype, adapter)
-    result = run_episode(goal, seed=seed, out_dir=out, llm=planner, config=config, video=video,
+    understood = resolve_goal(goal, planner)
+    if understood.parts:  # say what was understood before acting on it
+        console.print(f"[bold]understood:[/] {user_text(understood.message)}")
+    result = run_episode(understood, seed=seed, out_dir=out, llm=planner, config=config, video=video,
                          step_callbacks=StepPrinter(console, verbose))
     summary = result.summary
     if summary.get("goal_achievement") is None:
         console.print(f"[yellow]{user_text(summary['reason'])}[/]")
     elif summary.get("error"):
         console.print(f"[red]episode failed:[/] {user_text(summary['reason'])}")
+    for i, part in enumerate(summary.get("parts", []), 1):
+        console.print(f"part {i}: {user_text(part['goal'])} — {'done' if part['success'] else 'not done'} "
+                      f"({user_text(part['reason'])}, {part['env_steps']} steps)")
     console.print(f"[dim]{summary.get('env_steps', 0)} env steps · {summary['llm_calls']} LLM calls · "
                   f"median {summary['decision_ms_median']:.0f} ms/decision · {summary['wall_seconds']:.1f} s[/]")
     for name in (VIDEO_FILE, LOG_FILE, SUMMARY_FILE):
