@@ -135,17 +135,23 @@ class Step:
 
 
 class _Labelled(gymnasium.Wrapper):
-    """Appends (state before, expert label, reward) to ``buffer`` on every step of a rollout."""
+    """Records each executed step: (state before, expert label, reward) into ``buffer`` and its :class:`Step`.
+
+    Recording on the env step, not on the choice, keeps a choice the harness then refuses (the budget ran
+    out) out of the data.
+    """
 
     def __init__(self, env: gymnasium.Env, buffer: EpisodeBuffer) -> None:
         super().__init__(env)
         self.buffer = buffer
-        self.pending: tuple[dict[str, np.ndarray], int] | None = None
+        self.steps: list[Step] = []
+        self.pending: tuple[dict[str, np.ndarray], Step] | None = None
 
     def step(self, action: int):
+        assert self.pending is not None and self.pending[1].executed == action, "a rollout step without a label"
         obs, reward, terminated, truncated, info = self.env.step(action)
-        assert self.pending is not None, "a rollout step without a label"
-        self.buffer.add(self.pending[0], self.pending[1], reward)
+        self.buffer.add(self.pending[0], self.pending[1].label, reward)
+        self.steps.append(self.pending[1])
         self.pending = None
         return obs, reward, terminated, truncated, info
 
@@ -155,23 +161,21 @@ def rollout(env: gymnasium.Env, name: str, policy: Policy, beta: float, rng: np.
     """Run skill ``name`` on ``env`` (stepped in place) with the beta-mixture; every visited state is labelled.
 
     The run stops by the skill's own rules, or where the expert would give up (it has no label there).
+    Returns the labelled episode, one :class:`Step` per env step, and the skill's result.
     """
-    buffer = EpisodeBuffer(name)
-    labelled = _Labelled(env, buffer)
-    steps: list[Step] = []
+    labelled = _Labelled(env, EpisodeBuffer(name))
     policy.reset()
 
     def choose(obs: dict[str, np.ndarray]) -> int:
         label = expert_action(env, name)
         if label is None:
             raise Stop(False, "the expert has no action here")
-        learner = int(policy.act(obs, name))
-        steps.append(Step(label, learner, by_expert=bool(rng.random() < beta)))
-        labelled.pending = (obs, label)
-        return steps[-1].executed
+        step = Step(label, int(policy.act(obs, name)), by_expert=bool(rng.random() < beta))
+        labelled.pending = (obs, step)
+        return step.executed
 
     result = run_policy_skill(labelled, name, choose, budget=budget)
-    return buffer, steps, result
+    return labelled.buffer, labelled.steps, result
 
 
 def collect_round(cfg: DaggerConfig, round_no: int, policy: Policy,
@@ -226,7 +230,8 @@ def _prepare(cfg: DaggerConfig, out: Path) -> None:
             raise FileExistsError(f"{out} holds a DAgger run already; pass --resume to continue it or choose "
                                   "another --out")
         saved = json.loads(config_file.read_text(encoding="utf-8"))
-        changed = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
+        current = json.loads(json.dumps(cfg.identity()))  # tuples as the saved JSON lists
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:
             raise ResumeMismatchError(f"{config_file} was made with other settings ({', '.join(changed)}); "
                                       f"resume with the same flags or choose another --out")
@@ -245,8 +250,8 @@ def run_dagger(cfg: DaggerConfig, on_progress: Progress | None = None) -> dict[s
     """Run (or resume) the DAgger rounds; returns the round table also written to ``out/dagger.json``."""
     out = Path(cfg.out)
     tick = on_progress or (lambda *_: None)
+    start = checkpoint_of(cfg.init)  # a bad reference fails before anything is written
     _prepare(cfg, out)
-    start = checkpoint_of(cfg.init)
     table: list[dict[str, Any]] = []
     first = out / "round-00.json"
     if not first.exists():
