@@ -1,7 +1,9 @@
 """A chat with an agent living in one persistent Crafter world.
 
-The user types goals or questions; goals run the RAFA loop in the same world and
-memory, questions are answered from the state and memory. ``/save`` writes the
+The user types goals or questions, told apart by :mod:`agents.goals` (the same understanding as
+``embodia run``); goals -- one, or the ordered parts of a compound request -- run the RAFA loop in the same
+world and memory, questions are answered from the state, memory and the last decision. An unsure request
+is asked back with numbered options, and the reply "2" (or the option's words) picks one. ``/save`` writes the
 memory (JSONL) and the world as seed + action trace (JSON): the env is
 deterministic, so replaying the trace restores the exact world without pickling.
 Each file is written atomically, memory first, and ``world.json`` records how many memory records
@@ -18,21 +20,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.goals import request_too_long, resolve_goal
+from agents.goals import GoalResolution, is_question, request_too_long, resolve_goal
 from agents.llm.base import LLM
 from agents.memory import Memory
 from agents.rafa import RafaAgent, RafaConfig
-from agents.steps import FinalStep, Step
+from agents.steps import FinalStep, PlanningStep, Step
 from prompts import render_text
 from tools.envs.crafter import ACHIEVEMENTS, ACTION_NAMES, ITEM_NAMES, CrafterEnv
+from tools.envs.crafter_goals import Goal
 from tools.episodes import LOG_FILE, VIDEO_FILE, EpisodeLog, RecordEpisode, VideoWriter, write_json_atomic
 
 MEMORY_FILE = "memory.jsonl"
 WORLD_FILE = "world.json"
-HELP = ("Type a goal (e.g. 'get some stone', 'make a stone pickaxe') or a question ('what do you have?').\n"
+HELP = ("Type a goal (e.g. 'get some stone', 'make a stone pickaxe'), several ('get wood and then place a table') "
+        "or a question ('what do you have?', 'why did you do that?').\n"
         "Commands: /help, /look, /save [DIR], /reset [SEED], /quit. Ctrl-C interrupts the current goal.")
-_QUESTION_START = re.compile(r"^(what|which|where|how|why|who|when|do|did|does|are|is|have|can)\b")
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "one": 1, "two": 2, "three": 3}
 _TOPICS = (
+    ("why", ("why", "reason")),
     ("inventory", ("have", "inventory", "carry", "holding", "items", "own")),
     ("achievements", ("achievement", "unlocked", "accomplished")),
     ("history", ("did you", "done", "happened", "learn", "lesson", "remember")),
@@ -56,6 +61,8 @@ class ChatSession:
         self.config = config or RafaConfig()
         self.out_dir = Path(out_dir)
         self.video = video
+        self.options: tuple[Goal, ...] = ()  # what an unsure request may have meant, until the next line
+        self.last_planning: PlanningStep | None = None  # the latest decision, for "why did you do that?"
         self.log = EpisodeLog(self.out_dir / LOG_FILE)
         self.writer = VideoWriter(self.out_dir / VIDEO_FILE) if video else None
         memory, actions = Memory(), []
@@ -100,9 +107,13 @@ class ChatSession:
             yield ChatReply(too_long)
             return
         self.log.write("user", text=text)
+        options, self.options = self.options, ()
+        picked = pick_option(text, options)
         if text.startswith("/"):
             yield self._command(text)
-        elif self._is_question(text):
+        elif picked is not None:
+            yield from self._run_goals((picked,))
+        elif is_question(text):
             yield ChatReply(self.answer(text))
         else:
             yield from self._pursue(text)
@@ -133,14 +144,12 @@ class ChatSession:
             return ChatReply(f"new world (seed {seed}); memory cleared")
         return ChatReply(f"unknown command {name!r}. {HELP}")
 
-    @staticmethod
-    def _is_question(text: str) -> bool:
-        return text.endswith("?") or bool(_QUESTION_START.match(text.lower()))
-
     def answer(self, question: str) -> str:
         """Answer from the world state and memory (no free-form generation: the facts are exact)."""
         lowered = question.lower()
         topic = next((name for name, words in _TOPICS if any(w in lowered for w in words)), "state")
+        if topic == "why":
+            return self._why()
         world = self.env.unwrapped
         inventory = world.inventory
         memory = self.agent.memory
@@ -153,19 +162,60 @@ class ChatSession:
             lessons=[r.text for r in memory.recent("reflection", 2)],
         )
 
+    def _why(self) -> str:
+        """The reason for the latest decision, from the planner's own thought and the chosen plan."""
+        step = self.last_planning
+        if step is None:
+            return "I have not decided anything yet in this world."
+        plan = f"; I chose {' → '.join(step.chosen.future)}" if step.chosen is not None else ""
+        return f"For '{step.goal}': {step.thought.strip() or 'no thought recorded'}{plan}."
+
     def _pursue(self, request: str) -> Iterator[Step | ChatReply]:
-        resolution = resolve_goal(request, self.llm)
-        if resolution.goal is None:
+        resolution: GoalResolution = resolve_goal(request, self.llm)
+        if resolution.kind == "unsure":
+            self.options = resolution.options
+            yield ChatReply(resolution.message + " (reply with its number)")
+            return
+        if not resolution.parts:
             yield ChatReply(resolution.message)
             return
-        final: FinalStep | None = None
-        for step in self.agent.run(resolution.goal):
-            self.log.write(type(step).__name__, **step.to_record())
-            if isinstance(step, FinalStep):
-                final = step
-            yield step
-        verdict = "Done" if final.success else "I could not do it"
-        yield ChatReply(f"{verdict}: {final.goal} ({final.reason}, {final.env_steps} steps).")
+        if len(resolution.parts) > 1 or resolution.skipped:  # say how the request was read before acting
+            self.log.write("plan", request=request, parts=[g.achievement for g in resolution.parts],
+                           skipped=list(resolution.skipped))
+            yield ChatReply(f"Understood: {resolution.message}")
+        yield from self._run_goals(resolution.parts)
+
+    def _run_goals(self, goals: tuple[Goal, ...]) -> Iterator[Step | ChatReply]:
+        """Pursue ``goals`` in order in this world, one reply per goal; stop at the first that fails."""
+        for number, goal in enumerate(goals, 1):
+            final: FinalStep | None = None
+            for step in self.agent.run(goal):
+                self.log.write(type(step).__name__, **step.to_record())
+                if isinstance(step, FinalStep):
+                    final = step
+                elif isinstance(step, PlanningStep):
+                    self.last_planning = step
+                yield step
+            verdict = "Done" if final.success else "I could not do it"
+            part = f" (part {number}/{len(goals)})" if len(goals) > 1 else ""
+            yield ChatReply(f"{verdict}{part}: {final.goal} ({final.reason}, {final.env_steps} steps).")
+            if not final.success and number < len(goals):
+                rest = ", ".join(g.phrase for g in goals[number:])
+                yield ChatReply(f"Stopped: the later parts ({rest}) need this one.")
+                return
+
+
+def pick_option(text: str, options: tuple[Goal, ...]) -> Goal | None:
+    """The option an answer to "did you mean 1) … 2) …?" picks: its number, 'the second', or its words."""
+    if not options:
+        return None
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    for word in words[:3]:
+        number = int(word) if word.isdigit() else _ORDINALS.get(word)
+        if number is not None and 1 <= number <= len(options) and len(words) <= 3:
+            return options[number - 1]
+    lowered = text.lower().strip(" .!")
+    return next((g for g in options if lowered in (g.phrase, g.achievement)), None)
 
 
 def read_saved(folder: str | Path) -> tuple[int, list[int], Memory]:
