@@ -4,12 +4,13 @@ options to choose from when unsure, or an honest "cannot do that here". Shared b
 Each part of a request is matched by :func:`tools.envs.crafter_goals.match_goal` (Crafter's verbs and
 objects by their many names). A confident match runs; an unsure one (between
 :data:`~tools.envs.crafter_goals.UNSURE_THRESHOLD` and :data:`~tools.envs.crafter_goals.MATCH_THRESHOLD`)
-asks back with the top options -- unless the planner LLM, scoring only those options (so it cannot invent
-a goal), lifts the blended score over the threshold. A request naming things this world lacks is refused
-with the reason. Compound requests ("get wood and then place a table", "X after Y") become ordered parts;
-a part this world cannot do is named and skipped. A request over
-:data:`~tools.envs.crafter_goals.MAX_REQUEST_CHARS` is refused before any scoring, and a model that fails
-while scoring is reported in the message (the matcher's reading stands), never hidden.
+asks back with the top options -- unless the planner LLM, scoring the env's goal phrases (so it cannot
+invent one), picks the matcher's best reading too and lifts the blended score over the threshold: the
+planner confirms, it never overrides (its own pick is worse than the keywords', issue 25). A request
+naming things this world lacks is refused with the reason. Compound requests ("get wood and then place a
+table", "X after Y") become ordered parts; a part this world cannot do is named and skipped. A request
+over :data:`~tools.envs.crafter_goals.MAX_REQUEST_CHARS` is refused before any scoring, and a model that
+fails while scoring is reported in the message (the matcher's reading stands), never hidden.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ _POLITE = re.compile(r"^(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please
 _QUESTION_START = re.compile(r"^(what|which|where|how|why|who|when|whose|do|did|does|are|is|have|has|was|were|"
                              r"am|can i|should|tell me|show me|explain|describe)\b", re.IGNORECASE)
 #: "X after Y" / "X but first Y" / "X once you have Y": Y comes first.
-_REVERSED = re.compile(r"^(?P<later>.+?)\s*,?\s*\b(?:but first|after you(?:'ve| have)?|after(?! that| this|wards)|once you(?:'ve| have)?)"
-                       r"\s+(?P<first>.+)$", re.IGNORECASE)
+_REVERSED = re.compile(r"^(?P<later>.+?)\s*,?\s*\b(?:but first|after you(?:'ve| have)?|after(?! that| this|wards)|"
+                       r"once you(?:'ve| have)?)\s+(?P<first>.+)$", re.IGNORECASE)
 _SPLIT = re.compile(r"\s*(?:[;,.]\s*)?\b(?:and then|and after that|after that|afterwards|and finally|finally|"
                     r"then|and|before)\b\s*|\s*[;,]\s*|\.\s+", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:first(?:ly)?|to start|start by|begin by|,)\s*", re.IGNORECASE)
@@ -129,16 +130,18 @@ def _resolve_one(request: str, llm: LLM | None) -> GoalResolution:
     scored = [(g, s) for g, s in match.candidates if s >= UNSURE_THRESHOLD]
     options = [g for g, _ in scored]
     model_error = None
-    if llm is not None:
+    if llm is not None:  # the planner may confirm the matcher's best reading, never replace it
         try:
-            probabilities = _llm_probabilities(llm, request, options)
-            blended = [((1 - LLM_WEIGHT) * s + LLM_WEIGHT * p, g) for (g, s), p in zip(scored, probabilities,
-                                                                                         strict=True)]
-            score, best = max(blended, key=lambda sg: sg[0])
-            if score >= MATCH_THRESHOLD:
-                return GoalResolution(request, best, best, round(score, 3), f"goal: {best.phrase} (planner's pick)",
+            goals = list(GOALS.values())
+            probability = dict(zip((g.achievement for g in goals), _llm_probabilities(llm, request, goals),
+                                   strict=True))
+            blended = {g.achievement: (1 - LLM_WEIGHT) * s + LLM_WEIGHT * probability[g.achievement]
+                       for g, s in scored}
+            best, score = scored[0][0], blended[scored[0][0].achievement]
+            if max(probability, key=probability.__getitem__) == best.achievement and score >= MATCH_THRESHOLD:
+                return GoalResolution(request, best, best, round(score, 3), f"goal: {best.phrase} (planner agrees)",
                                       parts=(best,))
-            options.sort(key=lambda g: -next(s for s, b in blended if b is g))
+            options.sort(key=lambda g: -blended[g.achievement])
         except Exception as exc:  # the matcher's reading stands, and the user is told the model failed
             model_error = f"{type(exc).__name__}: {exc}"
     listed = "; ".join(f"{i}) {g.phrase}" for i, g in enumerate(options, 1))
