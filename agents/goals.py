@@ -95,9 +95,19 @@ def split_request(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def _plan(parts: tuple[Goal, ...]) -> str:
+    """'goal: collect wood', or 'goals: 1) collect wood → 2) place a crafting table'."""
+    if len(parts) == 1:
+        return f"goal: {parts[0].phrase}"
+    return "goals: " + " → ".join(f"{i}) {g.phrase}" for i, g in enumerate(parts, 1))
+
+
 def _refusal(request: str, closest: Goal | None, model_error: str | None = None) -> str:
-    missing = unknown_words(request)
-    hint = f" This world has no {', '.join(repr(w) for w in missing[:3])}." if missing else ""
+    if any(ch.isalpha() and not ch.isascii() for ch in request):  # "récupère du bois": its words are not read
+        hint = " I read requests in English only (e.g. 'collect wood')."
+    else:
+        missing = unknown_words(request)
+        hint = f" This world has no {', '.join(repr(w) for w in missing[:3])}." if missing else ""
     hint += f" The closest known goal is {closest.phrase!r}." if closest else ""
     if model_error is not None:
         hint += f" (The planner could not rank the goals -- {model_error}; the hint comes from keywords.)"
@@ -118,8 +128,7 @@ def _resolve_one(request: str, llm: LLM | None) -> GoalResolution:
     """One part: a goal, an open set of goals, unsure options, or a refusal."""
     opened = open_request(request)
     if opened:
-        return GoalResolution(request, opened[0], opened[0], 1.0, "goals: " + ", ".join(g.phrase for g in opened),
-                              kind="goals", parts=opened)
+        return GoalResolution(request, opened[0], opened[0], 1.0, _plan(opened), kind="goals", parts=opened)
     match = match_goal(request)
     if match.goal is not None:
         return GoalResolution(request, match.goal, match.goal, match.confidence, f"goal: {match.goal.phrase}",
@@ -186,8 +195,7 @@ def resolve_goal(request: str, llm: LLM | None = None) -> GoalResolution:
                               options=unsure.options)
     parts = tuple(g for r in doable for g in r.parts)
     skipped = tuple(r.request for r in resolved if r.kind == "refused")
-    plan = " → ".join(f"{i}) {g.phrase}" for i, g in enumerate(parts, 1))
-    message = f"goals: {plan}" if len(parts) > 1 else f"goal: {parts[0].phrase}"
+    message = _plan(parts)
     if skipped:
         message = (f"I cannot do {', '.join(repr(s) for s in skipped)} here (not one of this world's goals); "
                    f"doing the rest. {message}")
