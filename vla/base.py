@@ -55,6 +55,8 @@ class PolicyConfig:
         action_dim: length of a continuous action vector.
         action_low: lower bound of every continuous action dimension.
         action_high: upper bound of every continuous action dimension.
+        instructions: the instructions (skill names) the policy was trained on, set by ``vla.train`` from the
+            data; a runner refuses others by name. Empty: not recorded (no check).
     """
 
     image_shape: tuple[int, int, int] = (64, 64, 3)
@@ -66,9 +68,11 @@ class PolicyConfig:
     action_dim: int = 1
     action_low: float = -1.0
     action_high: float = 1.0
+    instructions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(v) for v in self.image_shape)  # JSON gives lists
+        self.instructions = tuple(str(v) for v in self.instructions)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape=}")
         for name in ("state_dim", "num_actions", "chunk_size", "action_dim"):

@@ -12,8 +12,8 @@ from pathlib import Path
 import gymnasium
 
 from tools.base import ToolResult
-from tools.skills.crafter import run_policy_skill
-from vla.base import Policy
+from tools.skills.crafter import SKILLS, normalise_skill_name, run_policy_skill
+from vla.base import Policy, SpaceMismatchError
 from vla.registry import CHECKPOINTS, LEARNED, checkpoint_of, load_policy
 
 #: The shipped checkpoints (``embodia train vla`` reproduces them; see their READMEs): Crafter skills (the
@@ -34,6 +34,16 @@ class LearnedSkillRunner:
         return cls(load_policy(policy))
 
     def __call__(self, env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
+        """Raises :class:`SpaceMismatchError` naming both when the checkpoint's observation shapes or skill names
+        are not the env's; a skill the policy was not trained on fails at once, listing the ones it knows."""
         self.policy.config.check_spaces(env.observation_space, env.action_space)
+        known = self.policy.config.instructions
+        foreign = sorted(set(known) - set(SKILLS))
+        if foreign:
+            raise SpaceMismatchError(f"checkpoint skills {foreign} are not skills of this env (Crafter skills: "
+                                     f"{', '.join(sorted(SKILLS))})")
+        if known and normalise_skill_name(name) not in known:
+            message = f"the learned policy was not trained on {name!r}; it knows: {', '.join(known)}"
+            return ToolResult(ok=False, text=message, error=message, data={"skill": name, "reason": message})
         self.policy.reset()
         return run_policy_skill(env, name, lambda obs: self.policy.act(obs, name), budget=budget)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         frames = frames.subset(torch.arange(len(frames)) < cfg.max_rows)
     check_data_matches_policy(frames, cfg.policy, cfg.data)
     train_data, val_data = split_by_episode(frames, cfg.val_every)
-    policy = new_policy(cfg.policy)  # the family is the config's type (vla.registry)
+    # the family is the config's type (vla.registry); the checkpoint records the instructions it learned
+    policy = new_policy(replace(cfg.policy, instructions=tuple(sorted(set(frames.texts)))))
     if cfg.init:
         policy.load_weights(Path(cfg.init) / WEIGHTS_FILE)
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base

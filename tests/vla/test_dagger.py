@@ -14,9 +14,11 @@ from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_files
 from tools.skills.crafter import expert_action, run_policy_skill, run_skill
 from tools.train_state import ResumeMismatchError
+from vla.base import SpaceMismatchError
 from vla.dagger import DaggerConfig, rollout, run_dagger
 from vla.hybrid import HybridConfig
 from vla.registry import new_policy
+from vla.skills import LearnedSkillRunner
 
 SKILLS = ("collect wood", "place table")
 
@@ -82,7 +84,10 @@ def test_round_grows_the_aggregate_by_its_visited_states_and_resumes_after_a_kil
     assert record["visited"] == record["rows_added"] > 0 and record["learner_steps"] > 0
     assert record["aggregate_rows"] == _rows(tiny_dataset) + record["visited"]
     assert _rows(tmp_path / "whole" / "data") == record["aggregate_rows"]
-    assert (tmp_path / "whole" / "rounds" / "round-01" / "policy" / "model.safetensors").is_file()
+    policy = tmp_path / "whole" / "rounds" / "round-01" / "policy"
+    assert (policy / "model.safetensors").is_file()
+    learned = json.loads((policy / "config.json").read_text())["instructions"]
+    assert learned == sorted(set(pq.read_table(tmp_path / "whole" / "data" / "data").column("instruction").to_pylist()))
 
     def killed(round_no, phase, done, total):  # stop after the first of the round's two worlds
         if phase == "collect" and done == 1:
@@ -131,3 +136,21 @@ def test_eval_smoke_with_learned_skills_runs_through_the_runner(tmp_path):
     assert identity["agent_config"]["skills"] == "learned" and identity["policy_weights"]
     episodes = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(episodes) == 3 and all(e["status"] == "ok" and e["env_steps"] > 0 for e in episodes)
+
+
+def test_learned_runner_refuses_skills_and_checkpoints_that_do_not_fit():
+    env = CrafterEnv(seed=0)
+    env.reset(seed=0)
+    runner = LearnedSkillRunner(new_policy(HybridConfig(d_model=16, n_layers=1, n_heads=2,
+                                                        instructions=("collect wood", "place table"))))
+    result = runner(env, "make_wood_pickaxe")
+    assert not result.ok and "not trained on 'make_wood_pickaxe'" in result.error
+    assert "it knows: collect wood, place table" in result.error and env.steps == 0
+    assert runner(env, "Collect Wood", budget=2).data["steps"] == 2  # a known skill (any spelling) runs
+    foreign = LearnedSkillRunner(new_policy(HybridConfig(d_model=16, n_layers=1, n_heads=2,
+                                                         instructions=("reach-v3",))))
+    with pytest.raises(SpaceMismatchError, match=r"checkpoint skills \['reach-v3'\].*Crafter skills: collect coal"):
+        foreign(env, "collect wood")
+    shape = LearnedSkillRunner(new_policy(HybridConfig(d_model=16, n_layers=1, n_heads=2, state_dim=40)))
+    with pytest.raises(SpaceMismatchError, match=r"state shape \(42,\) != checkpoint state_dim \(40,\)"):
+        shape(env, "collect wood")
