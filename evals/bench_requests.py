@@ -74,6 +74,7 @@ def evaluate(cases: list[Case], llm: LLM | None) -> dict[str, Any]:
     for category in CATEGORIES:
         rows, ms = [c for c in cases if c.category == category], []
         misses = []
+        calls_before = llm.usage.calls if llm is not None else 0
         for case in rows:
             started = time.perf_counter()
             resolution = resolve_goal(case.request, llm)
@@ -87,7 +88,8 @@ def evaluate(cases: list[Case], llm: LLM | None) -> dict[str, Any]:
         value = right / len(rows) if metric == "accuracy" else len(misses) / len(rows)
         result[category] = {"n": len(rows), metric: round(value, 3), "misses": misses,
                             "latency_ms_median": round(statistics.median(ms), 2),
-                            "latency_ms_max": round(max(ms), 2)}
+                            "latency_ms_max": round(max(ms), 2),
+                            "llm_calls": (llm.usage.calls - calls_before) if llm is not None else 0}
     return result
 
 
