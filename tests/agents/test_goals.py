@@ -31,6 +31,8 @@ def test_paraphrases_run_the_goal_and_say_which(request_text: str, achievement: 
     ("make a sword after you get wood", ["collect_wood", "make_wood_sword"]),  # said in reverse order
     ("get stone and coal", ["collect_stone", "collect_coal"]),  # the verb carries over
     ("make every wooden tool", ["make_wood_pickaxe", "make_wood_sword"]),
+    ("make wooden tools", ["make_wood_pickaxe", "make_wood_sword"]),
+    ("get ready for the night", ["collect_wood", "place_table", "make_wood_sword", "wake_up"]),
 ])
 def test_compound_and_open_requests_become_ordered_parts(request_text: str, parts: list[str]):
     resolution = resolve_goal(request_text)

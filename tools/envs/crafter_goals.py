@@ -1,5 +1,10 @@
 """Crafter's 22 achievements as natural-language goals, and matching of user text to them.
 
+Matching reads Crafter's verbs and objects by their many names (mine/dig/chop → collect, wooden → wood,
+workbench → table) and scores word overlap, so a new phrasing of a known goal matches exactly while a word
+this world has no name for ("gold") is reported, never rounded to the nearest goal. Open requests naming a
+set of goals ("make every wooden tool") are listed in :data:`OPEN_REQUESTS`.
+
 A chat world persists across goals, so success is "the achievement count rose since the goal
 started", not "the achievement is unlocked".
 """
@@ -75,10 +80,9 @@ assert set(_PHRASES) == set(ACHIEVEMENTS), "every crafter achievement needs a go
 
 GOALS: dict[str, Goal] = {a: Goal(a, phrase, aliases) for a, (phrase, aliases) in _PHRASES.items()}
 
-#: Below this score a request is unsure: the matcher names candidates instead of running one. Calibrated
-#: on evals/requests/dev.yaml (``python -m evals.bench_requests --calibrate``): every dev paraphrase of a
-#: goal scores 1.0 after canonicalisation or at least this, no dev not-goal reaches it.
-#: Below :data:`UNSURE_THRESHOLD` a request is no goal of this world at all (refused with the reason).
+#: Between this score and :data:`MATCH_THRESHOLD` a request is unsure: the candidates are offered, none is run.
+#: Below it the request is no goal of this world (refused with the reason). Both thresholds were calibrated on
+#: evals/requests/dev.yaml (``python -m evals.bench_requests --calibrate``): from 0.72 up no dev not-goal runs.
 UNSURE_THRESHOLD = 0.5
 
 _FILLER = {"a", "an", "the", "some", "please", "me", "my", "i", "want", "to", "you", "can", "could", "go", "and",
@@ -197,12 +201,13 @@ OPEN_REQUESTS: dict[str, tuple[str, ...]] = {
     "ready night": ("collect_wood", "place_table", "make_wood_sword", "wake_up"),
 }
 _EVERY = {"every", "all", "each", "both"}
+_OPEN_WORDS = {"prepare": "ready", "tonight": "night", "tools": "tool"}
 
 
 def open_request(text: str) -> tuple[Goal, ...]:
-    """The goals an open request names ("make all the wooden tools"), or () when it names no set."""
-    words = [w for w in canonical_words(text) if w not in {"make", "collect", "get"}]
-    key = " ".join("every" if w in _EVERY else w.removesuffix("s") if w in {"tools"} else w for w in words)
-    key = key.replace("prepare", "ready").replace("tonight", "night")
-    goals = OPEN_REQUESTS.get(key) or OPEN_REQUESTS.get(key.replace("every ", "", 1) if "tool" in key else "")
-    return tuple(GOALS[a] for a in goals or ())
+    """The goals an open request names ("make all the wooden tools", "get ready for the night"), or ()."""
+    words = [w for w in canonical_words(text) if w not in {"make", "collect"}]
+    key = " ".join("every" if w in _EVERY else _OPEN_WORDS.get(w, w) for w in words)
+    if "tools" in words and not key.startswith("every"):  # "make wooden tools": the plural means all of them
+        key = f"every {key}"
+    return tuple(GOALS[a] for a in OPEN_REQUESTS.get(key, ()))
