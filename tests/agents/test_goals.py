@@ -107,3 +107,16 @@ def test_the_shipped_request_sets_meet_the_targets_with_the_matcher(name: str):
     assert stats["single"]["n"] >= 30 and stats["compound"]["n"] >= 15
     assert stats["not_goal"]["n"] >= 10 and stats["question"]["n"] >= 10
     assert all(meets(category, row) for category, row in stats.items()), stats
+
+
+def test_the_real_planner_is_asked_only_when_unsure_and_only_confirms(embedded_model_dir):
+    from agents.llm import make_llm
+
+    llm = make_llm("transformers:smollm2")
+    assert resolve_goal("mine a block of stone", llm).parts[0].achievement == "collect_stone"
+    assert resolve_goal("fly to the moon", llm).kind == "refused"
+    assert llm.usage.calls == 0  # confident and impossible requests never reach the model
+    matcher = resolve_goal("make a diamond pickaxe")
+    resolution = resolve_goal("make a diamond pickaxe", llm)
+    assert llm.usage.calls == 1 and resolution.model_error is None
+    assert resolution.kind == "unsure" or resolution.goal == matcher.options[0]  # never a goal of its own
