@@ -39,8 +39,10 @@ LLM_WEIGHT = 0.5
 KINDS = ("goal", "goals", "unsure", "refused", "question")
 _VERBS = {"collect", "make", "place", "defeat", "eat", "drink", "sleep", "wake"}
 _POLITE = re.compile(r"^(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?", re.IGNORECASE)
-_QUESTION_START = re.compile(r"^(what|which|where|how|why|who|when|whose|do|did|does|are|is|have|has|was|were|"
-                             r"am|can i|should|tell me|show me|explain|describe)\b", re.IGNORECASE)
+#: A wh-word, or an auxiliary before its subject ("have you …?" asks, "have a drink" does not).
+_QUESTION_START = re.compile(r"^(?:what|which|where|how|why|who|when|whose|tell me|show me|explain|describe)\b|"
+                             r"^(?:do|did|does|are|is|have|has|was|were|am|can|should|could|would|will)\s+"
+                             r"(?:you|i|we|it|they|there|my|your|this|that)\b", re.IGNORECASE)
 #: "X after Y" / "X but first Y" / "X once you have Y": Y comes first.
 _REVERSED = re.compile(r"^(?P<later>.+?)\s*,?\s*\b(?:but first|after you(?:'ve| have)?|after(?! that| this|wards)|"
                        r"once you(?:'ve| have)?)\s+(?P<first>.+)$", re.IGNORECASE)

@@ -16,6 +16,7 @@ from tools.envs.crafter_goals import MAX_REQUEST_CHARS, match_goal, unknown_word
     ("set up a workbench", "place_table"),
     ("forge an iron sword", "make_iron_sword"),
     ("can you get some wood?", "collect_wood"),  # a polite request, not a question
+    ("have a drink", "collect_drink"),  # 'have' without a subject after it is no question
 ])
 def test_paraphrases_run_the_goal_and_say_which(request_text: str, achievement: str):
     resolution = resolve_goal(request_text)

@@ -90,7 +90,7 @@ _FILLER = {"a", "an", "the", "some", "please", "me", "my", "i", "want", "to", "y
            "for", "now", "just", "quickly", "new", "yourself", "let", "lets", "s", "try", "need", "would", "like",
            "will", "should", "it", "ore", "crafting", "nearby", "from", "with", "your", "gonna", "kindly", "out",
            "yourselves", "that", "this", "there", "around", "own", "any", "we", "be", "able", "mind", "hey",
-           "first", "next", "then", "finally", "also", "too", "again", "second", "lastly"}
+           "first", "next", "then", "finally", "also", "too", "again", "second", "lastly", "have", "do"}
 
 #: Crafter's verbs and objects by their many names: the first word of each entry stands for the others.
 _SYNONYM_GROUPS = (
