@@ -81,6 +81,7 @@ class Outcome:
     duplicated: int = 0
     left_behind: int = 0
     identical: bool | None = None  # None: the scenario has no uninterrupted run to compare with
+    saved_when_stopped: int | None = None  # episodes recorded before the fault (interrupted runs)
     detail: str = ""
 
     @property
@@ -178,8 +179,8 @@ def interrupt_and_resume(folder: Path, sig: signal.Signals, reference: list[dict
     outcome.left_behind = len(wait_gone(proc.pid))
     for pid in session_processes(proc.pid):  # never leave them running, whatever the outcome
         os.kill(pid, signal.SIGKILL)
-    saved = len(load_results(results)) if results.exists() else 0
-    outcome.detail = f"{saved} of {len(reference)} saved when stopped"
+    outcome.saved_when_stopped = len(load_results(results)) if results.exists() else 0
+    outcome.detail = f"{outcome.saved_when_stopped} of {len(reference)} saved when stopped"
     if proc.returncode != expected:
         outcome.crashed, outcome.detail = True, f"exit {proc.returncode}, expected {expected}: {printed[-500:]}"
     if sig != signal.SIGKILL and not missed and "--resume" not in printed:

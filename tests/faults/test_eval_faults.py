@@ -23,9 +23,8 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_mid_eval_then_resume_loses_duplicates_and_leaves_nothing(tmp_path, reference, sig):
     outcome = interrupt_and_resume(tmp_path, sig, reference)
-    saved = int(outcome.detail.split(" of ")[0]) if outcome.detail[0].isdigit() else None
     assert not outcome.crashed, outcome.detail
-    assert saved is not None and 1 <= saved < len(reference), f"the signal must land mid-suite: {outcome.detail}"
+    assert 1 <= outcome.saved_when_stopped < len(reference), f"the signal must land mid-suite: {outcome.detail}"
     assert outcome.left_behind == 0, "a worker or the resource tracker outlived the stopped eval"
     assert not outcome.traceback_shown
     assert (outcome.lost, outcome.duplicated) == (0, 0)
@@ -34,6 +33,7 @@ def test_a_signal_mid_eval_then_resume_loses_duplicates_and_leaves_nothing(tmp_p
 
 def test_a_worker_killed_mid_eval_stops_the_run_cleanly_and_resume_finishes_it(tmp_path, reference):
     outcome = interrupt_and_resume(tmp_path, signal.SIGKILL, reference, worker=True)
+    assert 1 <= outcome.saved_when_stopped < len(reference), f"the kill must land mid-suite: {outcome.detail}"
     assert outcome.clean, outcome  # exit 1 with the resume command, no traceback, the other worker stopped
 
 
