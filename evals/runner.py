@@ -307,7 +307,11 @@ def _drop_unrecorded(config: EvalConfig, jobs: list[Job]) -> None:
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and wait until they are gone."""
+    """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and wait until they are gone.
+
+    ``shutdown`` waits for the episodes in flight; the pool's own ``terminate_workers`` is Python 3.14+,
+    so this reads the executor's process table (``_processes``) as that method does.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())
     for process in processes:
         if process.is_alive():
