@@ -1,3 +1,3 @@
-from embodia.cli import app
+from embodia import main
 
-app()
+main()

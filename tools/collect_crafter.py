@@ -11,7 +11,7 @@ so a rerun skips the worlds already written and the result does not depend on in
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,18 @@ CHAIN: tuple[str, ...] = (
     "collect iron", "make iron_pickaxe", "collect coal", "collect iron", "collect wood", "make iron_sword",
     "fight zombie", "explore", "sleep", "collect diamond", "fight skeleton", "eat plant",
 )
+
+
+def feasible_chain(env: CrafterEnv, chain: tuple[str, ...] = CHAIN) -> Iterator[str]:
+    """The skills of ``chain`` whose requirements ``env``'s inventory meets when their turn comes, while alive.
+
+    Lazy on purpose: each check reads the world as the previous skill left it.
+    """
+    for name in chain:
+        if env.player.health <= 0:
+            return
+        if not SKILLS[name].missing(env.inventory):
+            yield name
 
 
 class RecordSteps(gymnasium.Wrapper):

@@ -39,7 +39,7 @@ import gymnasium
 import numpy as np
 
 from tools.base import ToolResult
-from tools.collect_crafter import CHAIN
+from tools.collect_crafter import CHAIN, feasible_chain
 from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_files, shard_summary, write_dataset_card, write_shard
 from tools.io import atomic_write_json
@@ -190,11 +190,7 @@ def collect_round(cfg: DaggerConfig, round_no: int, policy: Policy,
         rng = np.random.default_rng([cfg.seed, round_no, world])
         env = CrafterEnv(seed=world)
         env.reset(seed=world)
-        for name in CHAIN:
-            if env.player.health <= 0:
-                break
-            if SKILLS[name].missing(env.inventory):
-                continue
+        for name in feasible_chain(env):
             if name in cfg.skills:
                 buffer, steps, result = rollout(copy.deepcopy(env), name, policy, beta, rng,
                                                 min(cfg.budget, SKILLS[name].budget))

@@ -12,7 +12,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 
-from tools.collect_crafter import CHAIN
+from tools.collect_crafter import feasible_chain
 from tools.envs.crafter import CrafterEnv
 from tools.skills.crafter import SKILLS, run_skill
 from vla.skills import LearnedSkillRunner
@@ -31,11 +31,7 @@ def compare_skills(
     for seed in seeds:
         env = CrafterEnv(seed=seed)
         env.reset(seed=seed)
-        for name in CHAIN:
-            if env.player.health <= 0:
-                break
-            if SKILLS[name].missing(env.inventory):
-                continue
+        for name in feasible_chain(env):
             steps = min(budget, SKILLS[name].budget)
             if skills is not None and name not in skills:
                 run_skill(env, name, budget=steps)

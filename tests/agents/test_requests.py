@@ -5,23 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from agents.chat import ChatReply, ChatSession, pick_option
+from agents.chat import ChatSession, pick_option
 from agents.episode import run_episode
 from agents.rafa import RafaConfig
+from tests.agents.chat_helpers import replies
 from tools.envs.crafter_goals import GOALS
-
-
-def replies(session: ChatSession, line: str) -> list[str]:
-    return [item.text for item in session.handle(line) if isinstance(item, ChatReply)]
-
-
-@pytest.fixture
-def session(tmp_path: Path):
-    chat = ChatSession(None, seed=3, out_dir=tmp_path / "chat", video=False)
-    yield chat
-    chat.close()
 
 
 def test_a_compound_request_runs_its_parts_in_order_in_one_world(tmp_path: Path):
