@@ -1,6 +1,6 @@
 """Faults a machine or a user causes during `embodia eval`, on real processes, the real env and real suites.
 
-Each test runs one scenario of ``evals.bench_reliability`` (the benchmark repeats them for the README's
+Each test runs one scenario of ``evals.faults`` (the benchmark repeats them for the README's
 Reliability table) and asserts what a user must be able to count on: no crash, no traceback, nothing
 lost or duplicated, no process left running, the same results as an uninterrupted run.
 """
@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from evals.bench_reliability import BAD_SUITES, bad_suite, env_fault, interrupt_and_resume, reference_records
+from evals.faults import BAD_SUITES, bad_suite, env_fault, interrupt_and_resume, reference_records
 from evals.store import RESULTS_FILE, load_results
 
 

@@ -6,7 +6,7 @@ because even the small size takes a minute on a shared 2-core machine.
 
 import pytest
 
-from evals.bench_reliability import soak_chat, soak_eval
+from evals.soak import soak_chat, soak_eval
 
 #: Growth allowed from the start (after warm-up) to the end: allocator noise, not a leak per episode or turn.
 RSS_GROWTH_MB = 50
