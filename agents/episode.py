@@ -190,7 +190,8 @@ def run_episode(goal_text: str | Goal | GoalResolution, *, seed: int, out_dir: s
             summary.update(success=final.success, reason=final.reason, env_steps=final.env_steps,
                            decisions=final.decisions, error=final.error,
                            achievements=sorted(k for k, v in env.unwrapped.achievements.items() if v > 0),
-                           reflections=len(agent.memory.of_kind("reflection")))
+                           reflections=len(agent.memory.of_kind("reflection")),
+                           death_cause=getattr(env.unwrapped, "death_cause", None))  # None: alive, or no Crafter
             if config.imagination:
                 from agents.imagination import imagination_summary
 

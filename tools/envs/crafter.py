@@ -16,6 +16,8 @@ import gymnasium
 import numpy as np
 from crafter import constants, objects
 
+from tools.envs.crafter_deaths import DeathTracker
+
 ACTION_NAMES: tuple[str, ...] = tuple(constants.actions)
 ITEM_NAMES: tuple[str, ...] = tuple(constants.items)  # 16: health, food, drink, energy, sapling, wood, ...
 ACHIEVEMENTS: tuple[str, ...] = tuple(constants.achievements)  # 22, alphabetical
@@ -125,6 +127,7 @@ class CrafterEnv(gymnasium.Env):
         )
         self._last_info: dict[str, Any] | None = None
         self._seen = np.zeros((64, 64), bool)
+        self._deaths = DeathTracker()
 
     # gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -136,13 +139,16 @@ class CrafterEnv(gymnasium.Env):
         elif self._env._player is None:  # first reset without any seed: draw one from np_random
             self._env._seed = int(self.np_random.integers(0, 2**31 - 1))
         image = self._env.reset()
+        self._deaths.reset()
         self._seen = np.zeros(self.world.area, bool)
         self._mark_seen()
         self._last_info = self._info(reward=0.0, discount=1.0)
         return self._obs(image), dict(self._last_info)
 
     def step(self, action: int):
+        self._deaths.before(self.world, self.player)
         image, reward, done, info = self._env.step(int(action))
+        self._deaths.after(self.world, self.player)
         self._mark_seen()
         terminated = info["discount"] == 0
         truncated = bool(done and not terminated)
@@ -222,6 +228,11 @@ class CrafterEnv(gymnasium.Env):
     @property
     def daylight(self) -> float:
         return float(self.world.daylight)
+
+    @property
+    def death_cause(self) -> str | None:
+        """What killed the player (``crafter_deaths.DEATH_CAUSES``), None while alive."""
+        return self._deaths.cause if self.player.health <= 0 else None
 
     @property
     def seen(self) -> np.ndarray:
