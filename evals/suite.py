@@ -12,7 +12,8 @@ Every problem (bad YAML, unknown key, wrong type, unknown goal) raises :class:`S
 naming the file, the line and the key, because a suite is edited by hand and a typo
 should cost seconds, not a wasted run. Sizes are bounded for the same reason: a suite file
 over :data:`MAX_SUITE_BYTES`, a YAML alias (a few lines of nested aliases expand to gigabytes;
-suites need none) or a goal phrase over :data:`MAX_GOAL_CHARS` is refused before any work.
+suites need none) or a goal phrase longer than any request may be (``MAX_REQUEST_CHARS``, the one bound
+of ``tools.envs.crafter_goals``) is refused before any work.
 The ``agent:`` block is checked against the type hints of :class:`~agents.rafa.RafaConfig`,
 nested values included, so a bad value fails here and not in every episode.
 """
@@ -30,7 +31,7 @@ from typing import Any
 import yaml
 
 from agents.rafa import RafaConfig
-from tools.envs.crafter_goals import GOALS, match_goal
+from tools.envs.crafter_goals import GOALS, MAX_REQUEST_CHARS, match_goal
 from tools.seeds import parse_seeds
 
 ENVS = ("crafter",)
@@ -41,7 +42,6 @@ _KEYS = ("name", "description", "env", "goals", "seeds", "max_steps", "steps_per
 _REQUIRED = ("env", "goals", "seeds", "max_steps")
 #: Bounds on what a hand-written suite may ask for; shipped suites are under 2 kB with phrases under 40 chars.
 MAX_SUITE_BYTES = 256 * 1024
-MAX_GOAL_CHARS = 200
 
 
 class SuiteError(ValueError):
@@ -183,8 +183,8 @@ class _Validator:
         for item_node, item in zip(node.value, value, strict=True):
             if not isinstance(item, str) or not item.strip():
                 raise self.fail(item_node, "goals", f"each goal is an achievement name or phrase, got {item!r}")
-            if len(item) > MAX_GOAL_CHARS:
-                raise self.fail(item_node, "goals", f"a goal phrase is at most {MAX_GOAL_CHARS} characters, "
+            if len(item) > MAX_REQUEST_CHARS:
+                raise self.fail(item_node, "goals", f"a goal phrase is at most {MAX_REQUEST_CHARS} characters, "
                                                     f"got {len(item):,}")
             achievement = item if item in GOALS else match_goal(str(item)).goal
             achievement = getattr(achievement, "achievement", achievement)

@@ -133,10 +133,11 @@ def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
 
 def test_an_oversized_suite_file_is_refused_unread(tmp_path):
     from evals.suite import MAX_SUITE_BYTES
+    from tools.envs.crafter_goals import MAX_REQUEST_CHARS
 
     path = write(tmp_path, VALID + "#" * MAX_SUITE_BYTES)
     with pytest.raises(SuiteError, match="a suite file is at most"):
         load_suite(path)
-    long_goal = VALID.replace("make a wooden pickaxe", "make " * 100)
-    with pytest.raises(SuiteError, match="at most 200 characters"):
+    long_goal = VALID.replace("make a wooden pickaxe", "make " * (MAX_REQUEST_CHARS // 5 + 1))
+    with pytest.raises(SuiteError, match=f"at most {MAX_REQUEST_CHARS} characters"):
         load_suite(write(tmp_path, long_goal))
