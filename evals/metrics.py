@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tools.envs.crafter import ACHIEVEMENTS
+from tools.envs.crafter_deaths import DEATH_CAUSES
 
 Z95 = 1.959963984540054
 PUBLISHED_SCORES = {"Human experts": 50.5, "SPRING (GPT-4)": 27.3, "DreamerV3": 14.5, "PPO": 4.6, "Random": 1.6}
@@ -84,6 +85,7 @@ class RunMetrics:
     achievement_rates: dict[str, float]  # percent, for each achievement the suite measures
     crafter_score: float | None
     score_basis: str  # "open-ended" (leaderboard definition) or "goal-conditioned"
+    deaths: dict[str, int] = field(default_factory=dict)  # episodes that ended in death, per cause (no deaths: {})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,4 +104,11 @@ def summarise(records: Iterable[Mapping[str, Any]], goals: Sequence[str]) -> Run
         rates = {a: 100 * s.success_rate for s in per_goal if (a := s.name) in ACHIEVEMENTS}
         basis = "goal-conditioned"
     score = crafter_score(rates) if records and set(rates) == set(ACHIEVEMENTS) else None
-    return RunMetrics(per_goal, Stats.of("all", records), rates, score, basis)
+    return RunMetrics(per_goal, Stats.of("all", records), rates, score, basis, deaths_per_cause(records))
+
+
+def deaths_per_cause(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many episodes each cause killed, in ``DEATH_CAUSES`` order; records from before causes were kept count
+    nowhere (their ``death_cause`` is absent, like a survivor's None)."""
+    causes = [r.get("death_cause") for r in records]
+    return {c: n for c in DEATH_CAUSES if (n := causes.count(c))}

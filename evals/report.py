@@ -19,6 +19,7 @@ from evals.metrics import PUBLISHED_SCORES, RunMetrics, Stats, summarise
 from evals.runner import RUN_FILE
 from evals.store import RESULTS_FILE, load_results
 from tools.envs.crafter import ACHIEVEMENTS
+from tools.envs.crafter_deaths import DEATH_CAUSES
 from tools.episodes import write_json_atomic
 
 REPORT_FILE, SUMMARY_FILE = "report.md", "results.json"
@@ -81,6 +82,18 @@ def score_cell(metrics: RunMetrics) -> str:
     return "— (needs all 22 achievements)" if metrics.crafter_score is None else f"{metrics.crafter_score:.1f}"
 
 
+def deaths_lines(run: Run) -> list[str]:
+    """The report's deaths section: how many episodes ended in the agent's death, and of what."""
+    if not any("death_cause" in r for r in run.records):
+        return ["Not recorded: these episodes were run before the death cause was kept."]
+    n, died = len(run.records), sum(run.metrics.deaths.values())
+    if not died:
+        return [f"None of the {n} episodes ended in the agent's death."]
+    return [f"{died} of {n} episodes ended in the agent's death.", "",
+            *_table(["cause", "deaths", "share of episodes"],
+                    [[c, str(k), pct(k / n)] for c, k in run.metrics.deaths.items()])]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(row) + " |" for row in rows)]
@@ -125,7 +138,8 @@ def write_report(folder: str | Path) -> Path:
               "", f"![success per goal]({PLOTS['goals']})", "",
               f"## Per-achievement success ({ACHIEVEMENT_RATE[m.score_basis]})", "",
               *_table(["achievement", "rate"], [[a, f"{r:.1f}%"] for a, r in m.achievement_rates.items()]),
-              "", f"![per-achievement success]({PLOTS['achievements']})"]
+              "", f"![per-achievement success]({PLOTS['achievements']})",
+              "", "## Deaths per cause", "", *deaths_lines(run)]
     failed = [r for r in run.records if r.get("status") == "error"]
     if failed:
         lines += ["", "## Episodes that raised", "",
@@ -199,7 +213,10 @@ def write_comparison(folders: list[str | Path], out: str | Path) -> Path:
              *_table(["achievement", *labels],
                      [[a, *(f"{r.metrics.achievement_rates[a]:.1f}" if a in r.metrics.achievement_rates else "—"
                             for r in runs)] for a in ACHIEVEMENTS]),
-             "", "![per-achievement success by run](compare.png)"]
+             "", "![per-achievement success by run](compare.png)",
+             "", "## Deaths per cause (episodes)", "",
+             *_table(["cause", *labels], [[c, *(str(r.metrics.deaths.get(c, 0)) for r in runs)]
+                                          for c in DEATH_CAUSES])]
     summaries = [{"folder": str(r.folder), "label": r.label, **r.identity, **r.metrics.to_dict()} for r in runs]
     write_json_atomic(out / "compare.json", {"common_episodes_only": trimmed, "runs": summaries})
     path = out / "compare.md"
