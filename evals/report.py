@@ -54,7 +54,9 @@ class Run:
     def label(self) -> str:
         label = agent_label(self.identity["agent"], self.identity["llm"])
         adapter = self.identity.get("adapter")
-        return f"{label[:-1]} + {Path(adapter).name})" if adapter and label.endswith(")") else label
+        label = f"{label[:-1]} + {Path(adapter).name})" if adapter and label.endswith(")") else label
+        skills = (self.identity.get("agent_config") or {}).get("skills")  # learned vs expert runs must differ
+        return f"{label}, {skills} skills" if skills and skills != "expert" else label
 
     def restricted(self, episodes: set[str]) -> Run:
         """This run with only the given episodes, metrics recomputed."""

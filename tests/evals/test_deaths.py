@@ -1,11 +1,13 @@
 """Deaths per cause: carried from the episode summary into results records, counted, and shown in the reports."""
 
+import json
+
 from evals.metrics import deaths_per_cause, summarise
 from evals.report import write_comparison, write_report
-from evals.runner import EvalConfig, run_suite
+from evals.runner import RUN_FILE, EvalConfig, run_suite
 from evals.store import RESULTS_FILE, load_results
 from evals.suite import load_suite
-from tools.io import atomic_write_jsonl
+from tools.io import atomic_write_json, atomic_write_jsonl
 
 
 def test_deaths_are_counted_per_cause_in_a_fixed_order():
@@ -34,3 +36,13 @@ def test_a_real_run_records_the_cause_and_the_reports_list_it(tmp_path):
     assert f"| zombie | 1 | {100 / n:.1f}% |" in report and f"| thirst | 1 | {100 / n:.1f}% |" in report
     table = write_comparison([run, run], tmp_path / "cmp").read_text()
     assert "| zombie | 1 | 1 |" in table and "| lava | 0 | 0 |" in table
+
+
+def test_a_learned_skills_run_is_labelled_as_such(tmp_path):
+    run = tmp_path / "run"
+    run_suite(EvalConfig(load_suite("smoke"), "random", None, run, num_seeds=1))
+    assert write_report(run).read_text().startswith("# smoke — random\n")  # expert skills: no suffix
+    info = json.loads((run / RUN_FILE).read_text())
+    info["identity"].setdefault("agent_config", {})["skills"] = "learned"  # what `--skills learned` records
+    atomic_write_json(run / RUN_FILE, info)
+    assert write_report(run).read_text().startswith("# smoke — random, learned skills\n")
