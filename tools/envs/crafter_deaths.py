@@ -15,7 +15,7 @@ counter, zombie cooldowns and arrows within 3 tiles: nothing farther can reach t
 step), and when health is 0 after it replays those damages in Crafter's update order: the source
 that takes health to 0 is the cause. Several vitals at 0 at once are blamed on the one that has
 been at 0 longest (ties: thirst, hunger, fatigue), since it started the drain. Limits: it relies on
-the private fields of crafter 1.8 (``_recover``, ``cooldown``); a death it cannot account for
+the private fields of crafter 1.8 (``_recover``, ``cooldown``, the world's object map); a death it cannot account for
 (another crafter version, health set from outside) is ``"unknown"``, never a guess. It reads
 state only (no random draws), so trajectories are unchanged.
 """
@@ -57,12 +57,13 @@ class DeathTracker:
         self.cause, self._zero_since, self._step, self._snapshot = None, {}, 0, None
 
     def before(self, world: Any, player: Any) -> None:
-        _, near = world.nearby(player.pos, _REACH)
-        order = {id(o): int(world._obj_map[tuple(o.pos)]) for o in near}
+        x, y = int(player.pos[0]), int(player.pos[1])
+        ids = world._obj_map[max(0, x - _REACH) : x + _REACH + 1, max(0, y - _REACH) : y + _REACH + 1]
+        near = [(int(i), world._objects[i]) for i in ids[ids > 0]]  # index in the object list = update order
         self._snapshot = _Before(
             int(player.health), float(player._recover), bool(player.sleeping),
-            [(order[id(o)], o, int(o.cooldown)) for o in near if isinstance(o, objects.Zombie)],
-            [(order[id(o)], o) for o in near if isinstance(o, objects.Arrow)])
+            [(i, o, int(o.cooldown)) for i, o in near if isinstance(o, objects.Zombie)],
+            [(i, o) for i, o in near if isinstance(o, objects.Arrow)])
 
     def after(self, world: Any, player: Any) -> str | None:
         """The cause if this step killed the player (also kept in ``cause``), else None."""
