@@ -3,7 +3,7 @@
 A policy maps (observation, instruction) to a chunk of actions. ``act`` hands them out one per
 env step from a queue, the way lerobot's ``select_action`` does, so chunked and single-step
 policies look the same to a caller. Save/load goes through huggingface_hub's
-``PyTorchModelHubMixin`` (``config.json`` + ``model.safetensors``; ``push_to_hub`` where a
+``tools.models.hub.HubMixin`` (huggingface_hub's mixin: ``config.json`` + ``model.safetensors``; ``push_to_hub`` where a
 network exists); ``config.json`` also names the policy's family (``"policy_type"``), so
 ``vla.registry.load_policy`` opens any checkpoint folder. :meth:`Policy.from_pretrained` turns the
 many ways a checkpoint can be broken into one :class:`CheckpointError` that names the file.
@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+
+from tools.models.hub import HubMixin
 
 CONFIG_FILE = "config.json"
 ACTION_SPACES: tuple[str, ...] = ("discrete", "continuous")
@@ -109,7 +110,7 @@ class PolicyConfig:
                                      "(Discrete)")
 
 
-class Policy(nn.Module, PyTorchModelHubMixin):
+class Policy(nn.Module, HubMixin):
     """Base class: set ``config_class`` and ``name``; implement ``forward`` and ``predict_action_chunk``."""
 
     config_class: ClassVar[type[PolicyConfig]]

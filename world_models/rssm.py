@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from tools.models.hub import HubMixin
 from world_models.base import Latent, WorldModel
 from world_models.config import RSSMConfig
 from world_models.networks import MLP, BlockLinear, Decoder, Encoder, NormLinear, symexp, symlog
@@ -99,7 +99,7 @@ def _encode_config(cfg: RSSMConfig) -> dict[str, Any]:
     return cfg.to_dict()
 
 
-class RSSMWorldModel(WorldModel, PyTorchModelHubMixin, coders={RSSMConfig: (_encode_config, RSSMConfig.from_dict)},
+class RSSMWorldModel(WorldModel, HubMixin, coders={RSSMConfig: (_encode_config, RSSMConfig.from_dict)},
                      library_name="embodia", tags=["world-model", "dreamerv3", "rssm"],
                      paper_url="https://arxiv.org/abs/2301.04104"):
     """Encoder, RSSM, decoder and heads; saved as ``config.json`` + ``model.safetensors``.
