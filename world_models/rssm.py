@@ -110,8 +110,11 @@ class RSSMWorldModel(WorldModel, HubMixin, coders={RSSMConfig: (_encode_config, 
     (taken at the frame) and ``skill`` (index into ``config.skills``, -1 for none).
     """
 
-    def __init__(self, config: RSSMConfig) -> None:
+    def __init__(self, config: RSSMConfig | dict[str, Any]) -> None:
         super().__init__()
+        # huggingface_hub hands the raw config.json dict to a bare from_pretrained(folder_or_hub_id): with
+        # postponed annotations it cannot see that ``config`` is an RSSMConfig, so its coder is not applied.
+        config = RSSMConfig.from_dict(config) if isinstance(config, dict) else config
         self.config = config
         cfg = config
         self.encoder = Encoder(cfg.image_size, cfg.state_dim, cfg.depth, cfg.hidden)

@@ -18,3 +18,13 @@ def test_local_loads_print_nothing_and_restore_every_weight(capsys):
         stored = load_file(folder / "model.safetensors")
         state = model.state_dict()
         assert stored and all(torch.equal(state[name], tensor) for name, tensor in stored.items())
+
+
+def test_a_bare_from_pretrained_builds_the_world_model_from_its_config_json():
+    """The path a Hub id takes: no config passed in, huggingface_hub reads config.json itself."""
+    from world_models.rssm import RSSMWorldModel
+
+    bare = RSSMWorldModel.from_pretrained(str(SHIPPED_CHECKPOINT))
+    loaded = load_world_model(SHIPPED_CHECKPOINT)
+    assert bare.config == loaded.config
+    assert all(torch.equal(a, b) for a, b in zip(bare.state_dict().values(), loaded.state_dict().values(), strict=True))
