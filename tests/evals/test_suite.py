@@ -47,6 +47,17 @@ def test_valid_suite_parses_phrases_ranges_and_overrides(tmp_path):
     assert (config.max_decisions, config.max_env_steps, config.lookahead) == (10, 200, False)
 
 
+def assert_refused_at(tmp_path, old: str, new: str, line: int, words: list[str]) -> None:
+    """VALID with ``old`` edited to ``new`` is refused, the message starting at FILE:LINE and naming ``words``."""
+    path = write(tmp_path, VALID.replace(old, new))
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    for word in words:
+        assert word in message, message
+
+
 @pytest.mark.parametrize(("old", "new", "line", "words"), [
     ("max_steps: 200", "max_step: 200", 7, ["max_step", "unknown key", "max_steps"]),
     ("  max_decisions: 10", "  max_decision: 10", 9, ["agent.max_decision", "unknown key"]),
@@ -59,13 +70,7 @@ def test_valid_suite_parses_phrases_ranges_and_overrides(tmp_path):
     ("  dev: [0, 1]", "  dev: [0, 0]", 5, ["seeds.dev", "repeat"]),
 ])
 def test_mistakes_name_file_line_and_key(tmp_path, old, new, line, words):
-    path = write(tmp_path, VALID.replace(old, new))
-    with pytest.raises(SuiteError) as error:
-        load_suite(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}:{line}:"), message
-    for word in words:
-        assert word in message
+    assert_refused_at(tmp_path, old, new, line, words)
 
 
 def test_invalid_yaml_names_file_and_line(tmp_path):
@@ -94,13 +99,7 @@ def test_missing_key_and_unknown_split(tmp_path):
     ("goals: [collect_wood, make a wooden pickaxe]", "goals: [collect_wood, {a: 1}]", 3, ["goals", "{'a': 1}"]),
 ])
 def test_nested_and_unhashable_values_are_refused_with_file_line_and_key(tmp_path, old, new, line, words):
-    path = write(tmp_path, VALID.replace(old, new))
-    with pytest.raises(SuiteError) as error:
-        load_suite(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}:{line}:"), message
-    for word in words:
-        assert word in message, message
+    assert_refused_at(tmp_path, old, new, line, words)
 
 
 def test_good_nested_values_reach_the_agent_config(tmp_path):

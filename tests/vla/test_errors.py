@@ -3,20 +3,10 @@
 import gymnasium
 import numpy as np
 import pytest
-import torch
 
 from tools.envs.crafter import CrafterEnv
 from vla.base import CheckpointError, SpaceMismatchError
-from vla.hybrid import HybridConfig, HybridVLAPolicy
-
-TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    HybridVLAPolicy(HybridConfig(**TINY)).save_pretrained(tmp_path)
-    return tmp_path
+from vla.hybrid import HybridVLAPolicy
 
 
 def test_observation_shape_mismatch_names_both(checkpoint):

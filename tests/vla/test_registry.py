@@ -8,21 +8,13 @@ import pytest
 import torch
 
 from agents.rafa import RafaConfig
+from tests.vla.training import TINY
 from tools.envs.crafter import CrafterEnv
 from vla import registry
 from vla.base import CheckpointError, Policy, PolicyConfig
 from vla.hybrid import HybridConfig, HybridVLAPolicy
 from vla.registry import LEARNED, load_policy, new_policy, policy_names, register
 from vla.skills import DEFAULT_CHECKPOINT, LearnedSkillRunner
-
-TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    new_policy(HybridConfig(**TINY)).save_pretrained(tmp_path)
-    return tmp_path
 
 
 def crafter_obs() -> dict[str, np.ndarray]:

@@ -5,6 +5,9 @@ import torch
 from vla.data import load_frames
 from vla.hybrid import HybridConfig, HybridVLAPolicy
 
+#: The smallest HybridVLA the tests build: one layer, 32 wide (trains and acts in milliseconds).
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
+
 
 def loss_before_and_after(config: HybridConfig, dataset, steps: int = 25, rows: int = 64) -> tuple[float, float]:
     """The joint loss on the dataset's first ``rows`` rows before and after ``steps`` AdamW steps on them
