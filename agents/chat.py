@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import gymnasium as gym
 
 from agents.goals import GoalResolution, is_question, request_too_long, resolve_goal
 from agents.llm.base import LLM
@@ -56,8 +58,10 @@ class ChatSession:
     """One world, one agent, one memory, many goals."""
 
     def __init__(self, llm: LLM | None, *, seed: int = 0, out_dir: str | Path, config: RafaConfig | None = None,
-                 video: bool = True, resume: str | Path | None = None) -> None:
+                 video: bool = True, resume: str | Path | None = None,
+                 wrap_env: Callable[[gym.Env], gym.Env] | None = None) -> None:
         self.llm = llm
+        self.wrap_env = wrap_env  # an observer around the agent's env: the web UI's live frame and interrupt
         self.config = config or RafaConfig()
         self.out_dir = Path(out_dir)
         self.video = video
@@ -73,13 +77,18 @@ class ChatSession:
     # --- world lifecycle ---
     def _start_world(self, seed: int, memory: Memory, actions: list[int]) -> None:
         self.seed = seed
-        base = CrafterEnv(seed=seed, length=10**9)  # a chat world does not end by itself
+        base: gym.Env = CrafterEnv(seed=seed, length=10**9)  # a chat world does not end by itself
+        if self.config.imagination:  # imagination starts from the recent real frames
+            from agents.imagination import ObservationHistory
+
+            base = ObservationHistory(base)
         base.reset(seed=seed)
         for action in actions:  # replay a saved trace on the bare env (not re-logged)
             base.step(action)
         self.env = RecordEpisode(base, self.log, self.writer, ACTION_NAMES)
         self.env.actions = list(actions)
-        self.agent = RafaAgent(self.env, self.llm, memory, self.config)
+        acting = self.wrap_env(self.env) if self.wrap_env is not None else self.env
+        self.agent = RafaAgent(acting, self.llm, memory, self.config)
         self.log.write("world", seed=seed, replayed_actions=len(actions))
 
     def save(self, folder: str | Path | None = None) -> Path:
