@@ -198,6 +198,7 @@ class Imagination:
         self.samples, self.temperature = samples, temperature
         self.horizon = horizon or self.model.config.seq_len
         self.imagined = WorldModelEnv(self.model, seed=seed, render=False)
+        self.last: ImaginedOutcome | None = None  # the latest outcome, for a display (the web UI's imagined frame)
 
     def check(self, env: gym.Env, skill: str, subgoal_achievement: str | None = None) -> ImaginedOutcome:
         """Imagine running ``skill`` now; success means ``subgoal_achievement`` (default: the skill's own) unlocks.
@@ -257,7 +258,7 @@ class Imagination:
         per_skill = [float((stage > i).float().mean()) for i in range(len(plan))]
         delta = (final_state - torch.as_tensor(start)).mean(0)
         frames = self.model.decoder(torch.stack(latents)) if latents else torch.zeros(0, 64, 64, 3)
-        return ImaginedOutcome(
+        self.last = ImaginedOutcome(
             plan=list(plan),
             success_prob=per_skill[-1],
             predicted_inventory_delta=_changes(ITEM_NAMES, delta[:_N_ITEMS]),
@@ -269,6 +270,7 @@ class Imagination:
             steps=float(done_at.mean()),
             raw_success_prob=per_skill[-1],
         )
+        return self.last
 
     @staticmethod
     def _succeeded(skill: str, subgoal: str | None, before: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
