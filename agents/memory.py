@@ -9,7 +9,6 @@ save killed half-way leaves the previous file whole (``tools.io``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any, Literal
 
 from tools.base import Tool, ToolResult
 from tools.io import atomic_write_jsonl, read_jsonl
+from tools.models.embeddings import rank
 
 RecordKind = Literal["goal", "transition", "reflection", "note"]
-_WORD = re.compile(r"[a-z0-9_]+")
 
 
 @dataclass
@@ -53,20 +52,14 @@ class Memory:
     def recent(self, kind: RecordKind, n: int) -> list[MemoryRecord]:
         return self.of_kind(kind)[-n:] if n > 0 else []
 
-    def recall(self, query: str, k: int = 3) -> list[MemoryRecord]:
-        """Records sharing the most words with ``query`` (newest first among ties).
+    def recall(self, query: str, k: int = 3, *, semantic: bool = True) -> list[MemoryRecord]:
+        """The ``k`` records most related to ``query``, newest first among ties.
 
-        A keyword fallback: cheap, deterministic and good enough for skill names
-        and item words, which is what the planner asks about.
+        By meaning (all-MiniLM-L6-v2 sentence embeddings, ``tools.models.embeddings``) when the packaged
+        encoder is installed, so "chop a tree" finds the wood records; by shared words otherwise, or with
+        ``semantic=False`` (cheap and deterministic, good enough for skill names and item words).
         """
-        words = set(_WORD.findall(query.lower()))
-        scored = []
-        for index, record in enumerate(self.records):
-            overlap = len(words & set(_WORD.findall(record.text.lower())))
-            if overlap:
-                scored.append((overlap, index, record))
-        scored.sort(key=lambda item: (-item[0], -item[1]))
-        return [record for _, _, record in scored[:k]]
+        return [self.records[i] for i in rank(query, [r.text for r in self.records], k, semantic=semantic)]
 
     # --- persistence ---
     def save(self, path: str | Path) -> Path:

@@ -22,22 +22,9 @@ from typing import Any
 
 from tools.envs.crafter import ACHIEVEMENTS
 from tools.envs.crafter_deaths import DEATH_CAUSES
+from tools.stats import wilson_interval
 
-Z95 = 1.959963984540054
 PUBLISHED_SCORES = {"Human experts": 50.5, "SPRING (GPT-4)": 27.3, "DreamerV3": 14.5, "PPO": 4.6, "Random": 1.6}
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; (0, 1) when there is no data.
-
-    The bounds are clamped to contain the observed rate: at 0% or 100% rounding can otherwise put a
-    bound a hair on the wrong side (and a plot's error bar below zero)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def crafter_score(rates_percent: Mapping[str, float]) -> float:

