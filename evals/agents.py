@@ -21,6 +21,8 @@ feedback       skill succeeds or an item changes (real feedback)
 greedy-blind-  greedy-blind-imagine with the same feedback rule             yes       no
 imagine-
 feedback
+skill          the expert to a state where the goal's skill is feasible,    no        no
+               then that one skill via --skills (crafter-skills suite)
 =============  ===========================================================  ========  =====
 
 † marks the ``privileged`` reference in reports: the oracle needs no planner, it plans and acts on
@@ -49,6 +51,7 @@ from agents.episode import AgentFactory
 from agents.open_ended import OpenEnded
 from agents.rafa import RafaAgent, RafaConfig
 from evals.baselines import OracleAgent, RandomAgent
+from evals.skill_attempts import SkillAttempt
 from evals.suite import Suite
 
 
@@ -74,6 +77,8 @@ class AgentSpec:
         """The factory ``run_episode`` calls: wrapped to walk every achievement for open-ended suites."""
         if suite.open_ended:
             return functools.partial(OpenEnded, self.factory, suite.steps_per_goal)
+        if hasattr(self.factory, "for_suite"):  # an agent that reads the suite (evals.skill_attempts)
+            return self.factory.for_suite(suite)
         return self.factory
 
 
@@ -104,6 +109,8 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               RafaAgent, uses_llm=True, switches=_BLIND | _FEEDBACK),
     AgentSpec("greedy-blind-imagine-feedback", "greedy-blind-imagine with the same no-retry feedback rule",
               RafaAgent, uses_llm=True, switches=_BLIND | _IMAGINE_RAW | _FEEDBACK),
+    AgentSpec("skill", "per-skill suite: the expert curriculum to a state where the goal's skill is feasible, "
+              "then that skill once through --skills", SkillAttempt, uses_llm=False),
 )}
 
 
