@@ -67,6 +67,10 @@ def run(
                                                "policy (hybrid) or a policy checkpoint folder")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per episode process (0: all cores for one worker, "
                                          "cores / workers for several); 1 when other jobs share the CPU")] = 0,
+    executor: Annotated[str, typer.Option(help="where episodes run: pool (local processes) or ray (a local Ray "
+                                          "runtime of --workers CPUs, or the cluster at --address)")] = "pool",
+    address: Annotated[str | None, typer.Option(help="--executor ray: an existing cluster, HOST:PORT, "
+                                                "ray://HOST:PORT or auto")] = None,
 ) -> None:
     """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
     from embodia.cli import default_out
@@ -78,7 +82,7 @@ def run(
         loaded = load_suite(suite)
         out = out or default_out("eval", f"{loaded.name} {agent}")
         config = EvalConfig(loaded, agent, llm, out, split, num_seeds, workers, video, device, dtype, adapter,
-                            world_model, threads, skills=skills)
+                            world_model, threads, skills=skills, executor=executor, address=address)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{escape(loaded.name)}[/] · agent {agent} · planner {planner or 'none'} · split {split} "

@@ -1,36 +1,35 @@
 """Run an agent over a suite's (goal, seed) episodes: in parallel, resumable, one durable line per episode.
 
 Every episode goes through :func:`agents.episode.run_episode` — the code path of ``embodia run``
-— into ``OUT/episodes/<goal>/seed-<n>/``. Workers are processes (``spawn``: no torch state is
-inherited), each loading its own planner once. The parent alone writes ``results.jsonl``, so
-lines never interleave, and ``run.json`` pins what was run so ``--resume`` cannot mix two
-different evaluations into one set of numbers.
+— into ``OUT/episodes/<goal>/seed-<n>/``. Workers are processes of an :mod:`evals.executors`
+executor (a ``spawn`` pool by default, or Ray), each loading its own planner once. The parent alone
+writes ``results.jsonl``, whatever the executor, so lines never interleave, and ``run.json`` pins
+what was run so ``--resume`` cannot mix two different evaluations into one set of numbers.
 
 A run stopped by SIGINT, SIGTERM or SIGHUP terminates its workers at once (workers also die with a
 parent killed by ``kill -9``: ``PR_SET_PDEATHSIG`` plus a parent-pid watchdog), drops the episodes
 that were in flight — no half record, their folders removed — and raises :class:`EvalInterrupted`,
 so the CLI can say how to ``--resume``. An episode whose record carries an error (it raised, or the
-env did) is recorded as ``status: error``, never ``ok``.
+env did) is recorded as ``status: error``, never ``ok``; so is one whose worker process died on both
+of its attempts (:data:`evals.executors.WORKER_ATTEMPTS`), and the run goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import platform
 import shutil
 import signal
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +40,7 @@ from agents.llm.base import LLM
 from agents.open_ended import OPEN_GOAL
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
+from evals.executors import Setup, WorkerLost, make_executor
 from evals.store import RESULTS_FILE, ResultsWriter, load_results
 from evals.suite import OPEN, Suite, SuiteError
 from tools.envs.crafter_goals import GOALS
@@ -100,6 +100,8 @@ class EvalConfig:
     world_model: str | None = None  # imagining agents: a checkpoint folder instead of the shipped one
     threads: int = 0  # torch threads per episode process; 0: all cores for one worker, cores / workers for several
     skills: str | None = None  # who acts, as `embodia run --skills`: expert, learned, a vla.registry name, a folder
+    executor: str = "pool"  # where episodes run (evals.executors): pool, ray; never changes a record
+    address: str | None = None  # --executor ray: an existing cluster (HOST:PORT, ray://..., auto); None: local
 
     def __post_init__(self) -> None:
         self.agent_config()  # an unknown agent, or a world model for an agent that does not imagine
@@ -109,6 +111,7 @@ class EvalConfig:
             raise ValueError(f"video must be none, failures or all, got {self.video!r}")
         if self.num_seeds is not None and self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
+        make_executor(self.executor, self.workers, address=self.address, threads=self.threads)  # a typo: exit 2
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"--out {self.out} is a file; an evaluation writes a folder, choose another --out")
 
@@ -185,20 +188,9 @@ def weights_digest(path: Path | None) -> str | None:
 _planner: LLM | None = None
 
 
-def _load_planner(spec: str | None, adapter: str | None, device: str, dtype: str,
-                  threads: int | None = None, parent: int | None = None) -> None:
-    """Worker start-up: die with the parent, bound torch threads so processes do not fight over cores,
-    load the LLM once.
-
-    Two torch processes spinning two threads each on two cores ran an imagining eval ~10x slower here.
-    """
+def _load_planner(spec: str | None, adapter: str | None, device: str, dtype: str) -> None:
+    """Worker start-up (once per process): load the LLM."""
     global _planner
-    if parent is not None:
-        _die_with_parent(parent)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     if spec is not None:
         from agents.llm import make_llm
 
@@ -209,8 +201,7 @@ def run_job(config: EvalConfig, job: Job) -> dict[str, Any]:
     """Run one episode and return its results line; never raises, a crash becomes a failed record."""
     spec = get_agent(config.agent)
     folder = config.out / "episodes" / job.goal / f"seed-{job.seed}"
-    record: dict[str, Any] = {"episode": job.key, "goal": job.goal, "seed": job.seed, "agent": config.agent,
-                              "llm": config.planner, "dir": str(folder.relative_to(config.out))}
+    record = _record(config, job)
     try:
         if folder.is_dir():  # left by a run killed mid-episode: redo it from nothing, no stale file counts
             shutil.rmtree(folder)
@@ -231,27 +222,18 @@ def run_job(config: EvalConfig, job: Job) -> dict[str, Any]:
     return record
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this worker exit when ``parent`` does, however it ends (even ``kill -9``).
+def _record(config: EvalConfig, job: Job) -> dict[str, Any]:
+    """What every results line of ``job`` says, whatever became of the episode."""
+    folder = config.out / "episodes" / job.goal / f"seed-{job.seed}"
+    return {"episode": job.key, "goal": job.goal, "seed": job.seed, "agent": config.agent, "llm": config.planner,
+            "dir": str(folder.relative_to(config.out))}
 
-    An orphaned worker (1.3 GB, a full core) kept writing episode folders that a ``--resume`` would then
-    share. Linux delivers SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); a watchdog thread that
-    polls the parent pid covers other systems and the race of a parent that died before the call. The
-    parent owns Ctrl-C: a terminal's SIGINT reaches the whole group, and the parent stops the workers.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
 
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+def lost_record(config: EvalConfig, job: Job, lost: WorkerLost) -> dict[str, Any]:
+    """The failed record of an episode whose worker process died on every attempt; its partial folder goes."""
+    shutil.rmtree(config.out / "episodes" / job.goal / f"seed-{job.seed}", ignore_errors=True)
+    return {**_record(config, job), "status": "error", "success": False, "reason": f"WorkerLost: {lost.error}",
+            "error": f"WorkerLost: {lost.error} ({lost.attempts} attempts)", "achievements": [], "env_steps": 0}
 
 
 @contextmanager
@@ -277,20 +259,6 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while workers are spawned: an ignored signal stays ignored across ``exec``, and Python
-    installs its KeyboardInterrupt handler only where SIGINT was not ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _ignore_stop_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:
@@ -304,24 +272,6 @@ def _drop_unrecorded(config: EvalConfig, jobs: list[Job]) -> None:
         folder = config.out / "episodes" / job.goal / f"seed-{job.seed}"
         if job.key not in recorded and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and wait until they are gone.
-
-    ``shutdown`` waits for the episodes in flight; the pool's own ``terminate_workers`` is Python 3.14+,
-    so this reads the executor's process table (``_processes``) as that method does.
-    """
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    deadline = time.monotonic() + 5
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()
 
 
 # --- the suite ---
@@ -405,26 +355,11 @@ def run_suite(config: EvalConfig, *, resume: bool = False,
 
 
 def _execute(config: EvalConfig, jobs: list[Job]) -> Iterator[dict[str, Any]]:
-    """Records in completion order: in this process for one worker, else from a spawn pool."""
+    """Records in completion order, from the config's executor (in this process for one pool worker)."""
     if not jobs:
         return
-    if config.workers == 1:
-        _load_planner(config.planner, config.planner_adapter, config.device, config.dtype, config.threads)
-        for job in jobs:
-            yield run_job(config, job)
-        return
-    threads = config.threads or max(1, (os.cpu_count() or 1) // config.workers)
-    with _sigint_ignored():  # workers start with Ctrl-C ignored: a half-started one prints no traceback
-        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_load_planner,
-                                   initargs=(config.planner, config.planner_adapter, config.device, config.dtype,
-                                             threads, os.getpid()))
-        futures = [pool.submit(run_job, config, job) for job in jobs]  # spawns the workers
-    try:
-        for future in as_completed(futures):
-            yield future.result()
-    except BaseException:  # a signal, a dead worker or a closed consumer: do not wait for episodes in flight
-        _terminate(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    executor = make_executor(config.executor, config.workers, address=config.address, threads=config.threads)
+    setup = Setup(_load_planner, (config.planner, config.planner_adapter, config.device, config.dtype))
+    with closing(executor.map(functools.partial(run_job, config), jobs, setup)) as results:
+        for job, value in results:
+            yield lost_record(config, job, value) if isinstance(value, WorkerLost) else value
