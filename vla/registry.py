@@ -4,6 +4,7 @@ A family registers its name, its policy class (as ``"module:Class"``, imported o
 or checking a policy loads no model code) and its shipped checkpoint, if it has one::
 
     register("hybrid", "vla.hybrid:HybridVLAPolicy", checkpoint=CHECKPOINTS / "hybrid-crafter")
+register("rth", "vla.rth:RTHPolicy", checkpoint=CHECKPOINTS / "rth-crafter")
 
 Every checkpoint's ``config.json`` names its family (``"policy_type"``, written by
 :meth:`vla.base.Policy.save_pretrained`), so :func:`load_policy` can open any checkpoint folder
@@ -63,6 +64,8 @@ def register(name: str, target: str, *, checkpoint: Path | None = None) -> Polic
 
 # --- the families ------------------------------------------------------------------------
 register("hybrid", "vla.hybrid:HybridVLAPolicy", checkpoint=CHECKPOINTS / "hybrid-crafter")
+register("rth", "vla.rth:RTHPolicy", checkpoint=CHECKPOINTS / "rth-crafter")
+register("univla", "vla.univla:UniVLAPolicy", checkpoint=CHECKPOINTS / "univla-crafter")
 #: The policy ``learned`` means.
 DEFAULT_POLICY = "hybrid"
 

@@ -29,7 +29,7 @@ from vla.base import WEIGHTS_FILE, Policy, SpaceMismatchError
 from vla.data import Frames, load_frames, split_by_episode
 from vla.evaluate import compare_skills, mean_success
 from vla.hybrid import HybridConfig
-from vla.registry import new_policy
+from vla.registry import entry_for_config, new_policy
 from vla.skills import LearnedSkillRunner
 
 CHECKPOINT_DIR = "checkpoint"
@@ -122,6 +122,8 @@ def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data
 def validate(policy: Policy, data: Frames, batch_size: int = 256) -> dict[str, float]:
     """Mean loss terms and each head's (ar, diffusion, ensemble) action accuracy on held-out rows, or for
     continuous actions each head's mean squared action error."""
+    if hasattr(policy, "validate"):  # a family with its own held-out metrics (vla.univla)
+        return policy.validate(data, batch_size)
     policy.eval()
     policy.reset()
     sums: dict[str, float] = {}
@@ -159,10 +161,14 @@ def check_data_matches_policy(frames: Frames, policy: HybridConfig, data: str) -
 # --- training ----------------------------------------------------------------------------
 def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the metrics also written to ``out/metrics.json``."""
+    family = entry_for_config(cfg.policy).policy_class()
+    if hasattr(family, "train_stages") and getattr(cfg.policy, "stage", None) == "all":
+        return family.train_stages(cfg, on_step)  # a staged family (vla.univla): each stage is one call of train
     accelerator = Accelerator()
     set_seed(cfg.seed)
     out = Path(cfg.out)
-    frames = load_frames(cfg.data, cfg.policy.chunk_size, cfg.policy.max_instruction_len)
+    frames = (family.training_frames(cfg) if hasattr(family, "training_frames")  # its own rows (frame pairs, ...)
+              else load_frames(cfg.data, cfg.policy.chunk_size, cfg.policy.max_instruction_len))
     if cfg.max_rows:
         frames = frames.subset(torch.arange(len(frames)) < cfg.max_rows)
     check_data_matches_policy(frames, cfg.policy, cfg.data)
