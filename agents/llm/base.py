@@ -16,6 +16,64 @@ from dataclasses import dataclass, fields
 Messages = list[dict[str, str]]
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, so callers can degrade instead of failing (the fallback for each is fixed).
+
+    score     exact log-likelihoods of options; else `score` answers by constrained choice: the option
+              the model picks gets 0.0, the others CHOICE_FLOOR (a vote, still a valid prior)
+    schema    `generate(schema=...)` is constrained decoding; else the schema is a hint and the caller
+              validates the reply (the planner does, with bounded retries)
+    stop      stop strings are honoured by the engine; else the reply is cut after decoding
+    images    image parts in messages reach the model; else passing one raises `CapabilityError`
+    logprobs  the engine exposes token log-probabilities (score is then exact)
+    """
+
+    score: bool = True
+    schema: bool = False
+    stop: bool = True
+    images: bool = False
+    logprobs: bool = True
+
+    def row(self) -> dict[str, bool]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# The score given to options a choice-only backend did not pick: e^-20 ~ 2e-9, finite so priors stay valid.
+CHOICE_FLOOR = -20.0
+
+
+class CapabilityError(ValueError):
+    """A request needs a capability the backend lacks (e.g. an image for a text-only model)."""
+
+
+class BackendReplyError(RuntimeError):
+    """The backend answered, but not with what was asked (empty, malformed, off the schema)."""
+
+
+class ServerUnavailableError(ConnectionError):
+    """A model server cannot be reached or refused the request; the message names the server."""
+
+
+def text_content(message: dict) -> str:
+    """The text of a message whose content is a string or a list of OpenAI-style parts.
+
+    Text-only backends call this: an image part is refused (not dropped) so a caller that needs the
+    image learns it from the error rather than from a silently worse answer.
+    """
+    content = message.get("content", "")
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content:
+        if part.get("type") == "text":
+            texts.append(part.get("text", ""))
+        else:
+            raise CapabilityError(f"this backend is text-only and cannot take a {part.get('type')!r} part; "
+                                  f"use a backend whose capabilities include images")
+    return "".join(texts)
+
+
 @dataclass
 class LLMUsage:
     """Cumulative cost of an LLM; subtract two snapshots to get the cost of one step."""
@@ -40,6 +98,7 @@ class LLM(ABC):
 
     name: str
     usage: LLMUsage
+    capabilities: Capabilities = Capabilities()
 
     @abstractmethod
     def generate(
