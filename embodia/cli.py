@@ -21,6 +21,7 @@ from agents.llm.base import LLM
 from agents.rafa import RafaConfig
 from embodia.commands.collect import collect
 from embodia.commands.finetune import finetune_app
+from embodia.commands.serve import serve
 from embodia.commands.train import train_app
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
@@ -33,6 +34,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(finetune_app, name="finetune")
 app.command()(collect)
 app.add_typer(train_app, name="train")
+app.command()(serve)
 console = Console()
 
 
