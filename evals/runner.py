@@ -40,7 +40,7 @@ from agents.llm.base import LLM
 from agents.open_ended import OPEN_GOAL
 from agents.rafa import RafaConfig
 from evals.agents import get_agent
-from evals.executors import Setup, WorkerLost, make_executor
+from evals.executors import Setup, WorkerLost, check_address, import_ray, make_executor
 from evals.store import RESULTS_FILE, ResultsWriter, load_results
 from evals.suite import OPEN, Suite, SuiteError
 from tools.envs.crafter_goals import GOALS
@@ -331,6 +331,10 @@ def run_suite(config: EvalConfig, *, resume: bool = False,
     A stop signal raises :class:`EvalInterrupted` once the workers are gone and the episodes in
     flight are dropped; what was recorded stays, and ``--resume`` runs the rest.
     """
+    if config.executor == "ray":  # Ray absent, or no cluster at --address: said before anything is written
+        import_ray()
+        if config.address is not None:
+            check_address(config.address)
     done = {r["episode"]: r for r in prepare(config, resume)}
     todo = [job for job in config.jobs() if job.key not in done]
     total = len(config.jobs())
