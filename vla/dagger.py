@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -77,6 +78,10 @@ class DaggerConfig:
     lr: peak learning rate of each round's fine-tuning.
     warmup_steps: linear warmup of each round's fine-tuning.
     batch_size: rows per fine-tuning step.
+    on_policy_fraction: share of each round's training rows drawn from the DAgger rows (0: the aggregate sampled
+        uniformly, where the relabelled rows were 3-5% and moved nothing). The round trains on a view that links
+        the expert shards once and each DAgger shard ``k`` times (:func:`training_view`); the aggregate itself
+        holds every visited state exactly once.
     eval_seeds: held-out worlds for each round's per-skill success (``vla.evaluate.compare_skills``).
     eval_budget: env steps per attempt in that evaluation.
     seed: seeds the beta coin and the training batches.
@@ -96,6 +101,7 @@ class DaggerConfig:
     lr: float = 3e-4
     warmup_steps: int = 20
     batch_size: int = 64
+    on_policy_fraction: float = 0.0
     eval_seeds: tuple[int, ...] = (1000, 1001, 1002)
     eval_budget: int = 150
     seed: int = 0
@@ -107,6 +113,8 @@ class DaggerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if not 0.0 <= self.on_policy_fraction < 1.0:
+            raise ValueError(f"on_policy_fraction must be in [0, 1), got {self.on_policy_fraction}")
         names = tuple(normalise_skill_name(s) for s in self.skills)
         unknown = [s for s, n in zip(self.skills, names, strict=True) if n not in SKILLS]
         if unknown or not names:
@@ -227,7 +235,8 @@ def _prepare(cfg: DaggerConfig, out: Path) -> None:
                                   "another --out")
         saved = json.loads(config_file.read_text(encoding="utf-8"))
         current = json.loads(json.dumps(cfg.identity()))  # tuples as the saved JSON lists
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        defaults = json.loads(json.dumps(DaggerConfig().identity()))  # a field added since: its default is the same run
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
         if changed:
             raise ResumeMismatchError(f"{config_file} was made with other settings ({', '.join(changed)}); "
                                       f"resume with the same flags or choose another --out")
@@ -276,7 +285,8 @@ def run_dagger(cfg: DaggerConfig, on_progress: Progress | None = None) -> dict[s
             rows = write_shard(shard, episodes, indices=indices)
         _write_card(out, cfg)
         base = load_policy(previous)
-        train_cfg = TrainConfig(data=str(out / "data"), out=str(folder / "policy"), policy=base.config,
+        data, view = training_view(cfg, out, folder)
+        train_cfg = TrainConfig(data=str(data), out=str(folder / "policy"), policy=base.config,
                                 steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                                 seed=cfg.seed, checkpoint_every=max(1, cfg.steps // 3), eval_seeds=(), resume=True,
                                 init=str(previous))
@@ -285,7 +295,7 @@ def run_dagger(cfg: DaggerConfig, on_progress: Progress | None = None) -> dict[s
         scores = evaluate(load_policy(folder / "policy"), cfg)
         tick(round_no, "eval", 1, 1)
         record = {"round": round_no, "policy": str(folder / "policy"), "rows_added": rows,
-                  "aggregate_rows": metrics["train_rows"] + metrics["val_rows"], **summary,
+                  "aggregate_rows": view["aggregate_rows"], "training_view": view, **summary,
                   "validation": metrics.get("validation"), "eval": scores}
         atomic_write_json(record_file, record)
         table.append(record)
@@ -293,6 +303,33 @@ def run_dagger(cfg: DaggerConfig, on_progress: Progress | None = None) -> dict[s
     result = {"config": cfg.identity(), "rounds": table, "table": round_table(table)}
     atomic_write_json(out / "dagger.json", result)
     return result
+
+
+def training_view(cfg: DaggerConfig, out: Path, folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The dataset a round trains on, and its counts: the aggregate ``out/data`` itself, or with
+    ``on_policy_fraction`` f a view in ``folder/train-view`` linking each expert shard once and each DAgger shard
+    ``k = round(f * expert_rows / ((1 - f) * dagger_rows))`` times, so that about f of every batch is on-policy.
+
+    Links, not copies: the aggregate keeps each visited state once, and the view is rebuilt whole each time.
+    """
+    shards = shard_files(out / "data")
+    rows = {shard: shard_summary(shard)[0] for shard in shards}
+    expert = sum(n for shard, n in rows.items() if shard.name.startswith("base-"))
+    dagger = sum(rows.values()) - expert
+    counts: dict[str, Any] = {"aggregate_rows": expert + dagger, "dagger_rows": dagger, "repeats": 1}
+    if not cfg.on_policy_fraction or not dagger or not expert:
+        return out / "data", {**counts, "on_policy_share": round(dagger / max(1, expert + dagger), 3)}
+    repeats = max(1, round(cfg.on_policy_fraction * expert / ((1 - cfg.on_policy_fraction) * dagger)))
+    view = folder / "train-view"
+    if view.exists():
+        shutil.rmtree(view)
+    (view / "data").mkdir(parents=True)
+    for shard in shards:
+        copies = 1 if shard.name.startswith("base-") else repeats
+        for copy_no in range(copies):
+            (view / "data" / f"{shard.stem}-{copy_no:03d}.parquet").symlink_to(shard.resolve())
+    share = dagger * repeats / (expert + dagger * repeats)
+    return view, {**counts, "repeats": repeats, "on_policy_share": round(share, 3)}
 
 
 def _write_card(out: Path, cfg: DaggerConfig) -> None:

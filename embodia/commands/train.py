@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 #: The config dataclasses the flags come from (read without importing torch: see ``embodia.options``).
 VLA = "vla.train:TrainConfig"
 HYBRID = "vla.hybrid.configuration_hybrid:HybridConfig"
+UNIVLA = "vla.univla.configuration_univla:UniVLAConfig"
 WORLD_MODEL = "world_models.train:TrainConfig"
 DAGGER = "vla.dagger:DaggerConfig"
 
@@ -77,7 +78,8 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
         task = progress.add_task(f"{verb} vla", total=cfg.steps, info="loading")
 
         def on_step(step: int, info: dict[str, float]) -> None:
-            progress.update(task, completed=step, info=f"loss {info['loss']:.3f} ar acc {info['ar_accuracy']:.2f}")
+            accuracy = info.get("ar_accuracy", info.get("action_accuracy", 0.0))  # rth names it action_accuracy
+            progress.update(task, completed=step, info=f"loss {info['loss']:.3f} ar acc {accuracy:.2f}")
 
         try:
             return train(cfg, on_step=on_step)
@@ -116,6 +118,10 @@ def vla(
     diffusion_loss_weight: float = config_option(HYBRID, "diffusion_loss_weight"),
     max_instruction_len: int = config_option(HYBRID, "max_instruction_len"),
     num_bins: int = config_option(HYBRID, "num_bins"),
+    unlabelled_data: list[Path] = typer.Option([], "--unlabelled-data", help="univla: extra action-free episode "
+                                               "datasets (random, failed rollouts) for the latent action model"),
+    label_fraction: float = config_option(UNIVLA, "label_fraction"),
+    lam_checkpoint: str = config_option(UNIVLA, "lam_checkpoint"),
 ) -> None:
     """Train a VLA policy (HybridVLA by default) on an episode dataset (runs under `accelerate launch` too); ends
     with an eval.
@@ -132,7 +138,9 @@ def vla(
         config_class = entry(policy).config_class()  # an unknown name: CheckpointError, a usage error
         flags = dict(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size, num_inference_steps=num_inference_steps,
                      ar_loss_weight=ar_loss_weight, diffusion_loss_weight=diffusion_loss_weight,
-                     max_instruction_len=max_instruction_len, num_bins=num_bins)
+                     max_instruction_len=max_instruction_len, num_bins=num_bins,
+                     unlabelled_data=tuple(str(d) for d in unlabelled_data), label_fraction=label_fraction,
+                     lam_checkpoint=lam_checkpoint)
         known = {f.name for f in fields(config_class)}
         config = config_class(**{k: v for k, v in flags.items() if k in known}, seed=seed, **dataset_spaces(data))
         return TrainConfig(data=str(data), out=str(out), policy=config, steps=steps, batch_size=batch_size, lr=lr,
@@ -163,6 +171,7 @@ def dagger(
     lr: float = config_option(DAGGER, "lr"),
     warmup_steps: int = config_option(DAGGER, "warmup_steps"),
     batch_size: int = config_option(DAGGER, "batch_size"),
+    on_policy_fraction: float = config_option(DAGGER, "on_policy_fraction"),
     eval_seeds: str = config_option(DAGGER, "eval_seeds"),
     eval_budget: int = config_option(DAGGER, "eval_budget"),
     seed: int = config_option(DAGGER, "seed"),
@@ -180,7 +189,8 @@ def dagger(
         return DaggerConfig(out=str(out), init=init, base_data=base_data,
                             skills=tuple(s.strip() for s in skills.split(",") if s.strip()), rounds=rounds,
                             worlds=worlds, first_world=first_world, beta=beta, budget=budget, steps=steps, lr=lr,
-                            warmup_steps=warmup_steps, batch_size=batch_size, eval_seeds=seeds_option(eval_seeds),
+                            warmup_steps=warmup_steps, batch_size=batch_size,
+                            on_policy_fraction=on_policy_fraction, eval_seeds=seeds_option(eval_seeds),
                             eval_budget=eval_budget, seed=seed, resume=resume)
 
     cfg = vla_config(build, "run dagger")

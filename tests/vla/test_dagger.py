@@ -109,6 +109,24 @@ def test_round_grows_the_aggregate_by_its_visited_states_and_resumes_after_a_kil
     assert again["rounds"] == resumed["rounds"]  # a finished round is skipped, not redone
 
 
+def test_on_policy_fraction_trains_on_a_view_that_repeats_the_dagger_rows_and_leaves_the_aggregate_alone(
+        tiny_policy, tiny_dataset, tmp_path):
+    result = run_dagger(_config(tmp_path, tiny_policy, tiny_dataset, "weighted", beta=0.5, on_policy_fraction=0.95))
+    record = result["rounds"][1]
+    expert, dagger = _rows(tiny_dataset), record["rows_added"]
+    view = record["training_view"]
+    assert record["aggregate_rows"] == expert + dagger == _rows(tmp_path / "weighted" / "data")  # each state once
+    assert view["repeats"] == round(0.95 * expert / (0.05 * dagger)) > 1
+    folder = tmp_path / "weighted" / "rounds" / "round-01" / "train-view"
+    assert _rows(folder) == expert + dagger * view["repeats"]
+    uniform = dagger / (expert + dagger)
+    assert abs(view["on_policy_share"] - 0.95) < abs(uniform - 0.95)  # nearer the asked share than uniform
+    trained = json.loads((tmp_path / "weighted" / "rounds" / "round-01" / "policy" / "metrics.json").read_text())
+    assert trained["train_rows"] + trained["val_rows"] == _rows(folder)  # the round trained on the view
+    with pytest.raises(ValueError, match="on_policy_fraction"):
+        DaggerConfig(on_policy_fraction=1.0)
+
+
 def test_cli_dagger_round_table_and_bad_input(tiny_policy, tiny_dataset, tmp_path):
     out = tmp_path / "cli"
     args = ["train", "dagger", "--init", str(tiny_policy), "--base-data", str(tiny_dataset), "--out", str(out),
