@@ -20,6 +20,7 @@ import gymnasium
 
 from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_summary, write_dataset_card, write_shard
+from tools.language_motion import crafter_motion_in_env
 from tools.skills.crafter import SKILLS, run_skill
 
 #: The curriculum one world runs, in order; repeated skills are the ones later skills consume.
@@ -45,7 +46,8 @@ def feasible_chain(env: CrafterEnv, chain: tuple[str, ...] = CHAIN) -> Iterator[
 
 
 class RecordSteps(gymnasium.Wrapper):
-    """Keeps the latest observation and, while ``buffer`` is set, appends (obs, action, reward) per step."""
+    """Keeps the latest observation and, while ``buffer`` is set, appends (obs, action, reward, language motion)
+    per step."""
 
     def __init__(self, env: gymnasium.Env) -> None:
         super().__init__(env)
@@ -58,9 +60,10 @@ class RecordSteps(gymnasium.Wrapper):
 
     def step(self, action: int):
         before = self.obs
+        motion = crafter_motion_in_env(self.env, action) if self.buffer is not None else None  # before the step
         self.obs, reward, terminated, truncated, info = self.env.step(action)
         if self.buffer is not None:
-            self.buffer.add(before, action, reward)
+            self.buffer.add(before, action, reward, motion=motion)
         return self.obs, reward, terminated, truncated, info
 
 

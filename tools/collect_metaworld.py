@@ -19,16 +19,19 @@ from pathlib import Path
 from tools.collect_crafter import CollectReport
 from tools.envs.metaworld import ACTION_DIM, STATE_DIM, MetaWorldEnv, ScriptedExpert, get_task
 from tools.episode_dataset import EpisodeBuffer, shard_summary, write_dataset_card, write_shard
+from tools.language_motion import metaworld_motion
 
 
 def run_expert(env: MetaWorldEnv, expert: ScriptedExpert, seed: int) -> tuple[EpisodeBuffer, bool]:
     """One expert episode in the world of ``seed``: its steps and whether the task succeeded."""
     obs, _ = env.reset(seed=seed)
     buffer = EpisodeBuffer(env.instruction)
+    previous = None
     while True:
         action = expert(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward)
+        buffer.add(obs, action, reward, motion=metaworld_motion(action, previous))
+        previous = action
         obs = next_obs
         if terminated or truncated:
             return buffer, terminated
