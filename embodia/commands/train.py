@@ -71,7 +71,7 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
     checkpoint or a resume under another config exits 2."""
     from tools.episode_dataset import MissingColumnsError
     from tools.train_state import CheckpointWriteError, CorruptCheckpointError, ResumeMismatchError
-    from vla.base import SpaceMismatchError
+    from vla.base import CheckpointError, SpaceMismatchError
     from vla.train import train
 
     with progress_bar() as progress:
@@ -84,7 +84,7 @@ def run_vla_training(cfg: TrainConfig, verb: str) -> dict[str, Any]:
         try:
             return train(cfg, on_step=on_step)
         except (FileNotFoundError, MissingColumnsError, SpaceMismatchError, ResumeMismatchError,
-                CorruptCheckpointError) as exc:
+                CorruptCheckpointError, CheckpointError) as exc:
             console.print(f"[red]cannot {verb}:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
         except CheckpointWriteError as exc:  # the machine's fault, not the flags': exit 1, the last checkpoint stands
