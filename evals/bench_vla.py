@@ -1,14 +1,15 @@
 """Benchmark of the shipped HybridVLA policies: success, the AR/diffusion ablation, speed, memory.
 
-    python -m evals.bench_vla --seeds 2000-2001 --budget 100 --out runs/bench/vla.json      # Crafter skills
+    python -m evals.bench_vla --out runs/bench/vla.json                                     # Crafter skills
     python -m evals.bench_vla --env metaworld --out runs/bench/vla-metaworld.json           # Meta-World tasks
 
 - success on held-out seeds (never collected) for the learned policy in each inference mode —
   collaborative ensemble, AR head only, diffusion head only (one checkpoint, so the same data and
-  training budget) — and for the scripted expert from the same states: per skill in Crafter
-  (``vla.evaluate.compare_skills``), per task on Meta-World (``vla.evaluate_metaworld.compare_tasks``);
+  training budget) — and for the scripted expert from the same states: per skill in Crafter through the
+  per-skill suite (``crafter-skills``, ``evals.skill_suite``: one run folder per mode under ``--runs``, resumable),
+  per task on Meta-World (``vla.evaluate_metaworld.compare_tasks``);
 - actions/s at batch 1 for each mode (the diffusion modes include all DDIM steps; a chunked policy
-  runs one inference per chunk, so this is per env action);
+  runs one inference per chunk, so this is per env action), beside the scripted expert's env steps/s;
 - training samples/s (forward + backward + AdamW on batches of real observations) and peak RSS.
 """
 
@@ -26,13 +27,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from evals.skill_suite import mode_folder, run_skill_suite
+from tools.collect_crafter import feasible_chain
 from tools.envs.crafter import CrafterEnv
 from tools.episodes import write_json_atomic
 from tools.seeds import parse_seeds
-from vla.evaluate import compare_skills, mean_success
+from tools.skills.crafter import run_skill
+from vla.evaluate import mean_success
 from vla.hybrid import HybridVLAPolicy, tokenize_instructions
 from vla.hybrid.configuration_hybrid import MODES
-from vla.skills import DEFAULT_CHECKPOINT, METAWORLD_CHECKPOINT, LearnedSkillRunner
+from vla.skills import DEFAULT_CHECKPOINT, METAWORLD_CHECKPOINT
 
 
 def real_observations(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -75,6 +79,29 @@ def actions_per_second(policy: HybridVLAPolicy, obs: dict[str, np.ndarray], n: i
     return n / (time.perf_counter() - start)
 
 
+def expert_steps_per_second(seed: int = 2000) -> float:
+    """Env steps/s of the scripted expert walking the collection curriculum in one world (planning + env step)."""
+    env = CrafterEnv(seed=seed)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for name in feasible_chain(env):
+        run_skill(env, name)
+    return env.steps / (time.perf_counter() - start)
+
+
+def skill_suite_results(checkpoint: str, runs: Path, num_seeds: int | None,
+                        on_run=None) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-skill success of each inference mode and of the expert through the crafter-skills suite."""
+    results = {}
+    for label in (*MODES, "expert"):
+        skills = "expert" if label == "expert" else str(mode_folder(checkpoint, label, runs))
+        suite = run_skill_suite(skills, runs / label, num_seeds=num_seeds)
+        results[label] = suite["skills"]
+        if on_run is not None:
+            on_run(label)
+    return results
+
+
 def train_samples_per_second(checkpoint: Path, obs: dict[str, np.ndarray], steps: int, batch_size: int,
                              instruction: str) -> float:
     policy = HybridVLAPolicy.from_pretrained(checkpoint).train()
@@ -109,7 +136,8 @@ def success_table(results: dict[str, dict[str, dict[str, float]]], title: str, u
                       *(f"{results[label][name]['success']:.0%}" for label in labels))
     means = {label: round(mean_success(results[label]), 3) for label in labels}
     table.add_row(f"[bold]mean over {unit}s", "", *(f"{means[label]:.0%}" for label in labels))
-    table.add_row("actions/s (batch 1)", "", *(str(speed[m]) for m in MODES), "")
+    table.add_row("actions/s (batch 1)", "", *(str(speed[m]) for m in MODES),
+                  str(speed.get("expert (env steps/s)", "")))
     return table, means
 
 
@@ -117,10 +145,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=("crafter", "metaworld"), default="crafter")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint for --env")
-    parser.add_argument("--seeds", default=None, help="held-out seeds (default crafter 2000-2001: collection "
-                        "used 0-92; metaworld 2000-2009: collection used 0-51, training's final eval 1000-1004)")
-    parser.add_argument("--budget", type=int, default=None, help="env steps per skill attempt (default 100) or "
-                        "per Meta-World episode (default 150)")
+    parser.add_argument("--seeds", default=None, help="metaworld: held-out seeds (default 2000-2009: collection "
+                        "used 0-51, training's final eval 1000-1004); crafter uses the suite's heldout split")
+    parser.add_argument("--num-seeds", type=int, default=None, help="crafter: the first N worlds of the "
+                        "crafter-skills heldout split (default all 22)")
+    parser.add_argument("--runs", default="runs/bench/vla-skills", help="crafter: one suite run folder per mode "
+                        "(resumed when rerun)")
+    parser.add_argument("--budget", type=int, default=None, help="metaworld: env steps per episode (default 150)")
     parser.add_argument("--tasks", default=None, help="metaworld only: comma-separated tasks (default: all of "
                         "tools.envs.metaworld.TASKS)")
     parser.add_argument("--speed-actions", type=int, default=300)
@@ -134,8 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
         from tools.envs.metaworld import TASKS
         from vla.evaluate_metaworld import compare_tasks
     checkpoint = args.checkpoint or str(METAWORLD_CHECKPOINT if arm else DEFAULT_CHECKPOINT)
-    seeds = parse_seeds(args.seeds or ("2000-2009" if arm else "2000-2001"))
-    budget = args.budget or (150 if arm else 100)
+    seeds = parse_seeds(args.seeds or "2000-2009") if arm else []
+    budget = args.budget or 150
     out = args.out or ("runs/bench/vla-metaworld.json" if arm else "runs/bench/vla.json")
     console = Console()
     policies = {mode: HybridVLAPolicy.from_pretrained(checkpoint) for mode in MODES}
@@ -145,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
     instruction = TASKS["push"].instruction if arm else "collect wood"
     speed = {mode: round(actions_per_second(policy, obs, args.speed_actions, instruction), 1)
              for mode, policy in policies.items()}
+    if not arm:
+        speed["expert (env steps/s)"] = round(expert_steps_per_second(), 1)
     train_speed = round(train_samples_per_second(Path(checkpoint), obs, args.train_steps, args.batch_size,
                                                  instruction), 1)
     with Progress(console=console) as progress:
@@ -153,12 +186,12 @@ def main(argv: list[str] | None = None) -> dict:
             bar = progress.add_task("tasks on held-out seeds", total=len(tasks) * len(seeds) * (len(MODES) + 1))
             results = compare_tasks(policies, tasks, seeds, budget, on_episode=lambda *_: progress.advance(bar))
         else:
-            bar = progress.add_task("skills on held-out worlds", total=len(seeds))
-            results = compare_skills({mode: LearnedSkillRunner(p) for mode, p in policies.items()}, seeds, budget,
-                                     on_seed=lambda _: progress.advance(bar))
+            bar = progress.add_task("crafter-skills suite per mode", total=len(MODES) + 1)
+            results = skill_suite_results(checkpoint, Path(args.runs), args.num_seeds, lambda _: progress.advance(bar))
     unit = "task" if arm else "skill"
-    table, means = success_table(results, f"HybridVLA vs expert, {args.env} seeds {seeds[0]}-{seeds[-1]}, budget "
-                                 f"{budget} steps", unit, speed)
+    where = (f"seeds {seeds[0]}-{seeds[-1]}, budget {budget} steps" if arm else
+             "crafter-skills heldout worlds, each skill's own budget")
+    table, means = success_table(results, f"HybridVLA vs expert, {args.env} {where}", unit, speed)
     console.print(table)
     rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     console.print(f"training: {train_speed} samples/s (batch {args.batch_size}) · peak RSS {rss_mb} MB · "

@@ -64,3 +64,18 @@ def test_shipped_skill_suite_names_each_skill_once_with_twenty_held_out_worlds()
                           "make stone_pickaxe", "collect coal", "place furnace"]
     assert set(skills[7:]) == {"drink water", "eat cow", "sleep", "fight zombie"}
     assert len(suite.split("heldout")) >= 20 and min(suite.split("heldout")) >= 1000
+
+
+def test_benchmarks_run_the_suite_per_inference_mode(tmp_path, checkpoint):
+    from evals.skill_suite import mode_folder, run_skill_suite
+
+    suite = _suite(tmp_path, cap=3)
+    assert mode_folder(checkpoint, "ensemble", tmp_path) == checkpoint  # the checkpoint's own mode: itself
+    ar = mode_folder(checkpoint, "ar", tmp_path / "bench")
+    assert json.loads((ar / "config.json").read_text())["mode"] == "ar"
+    result = run_skill_suite(str(ar), tmp_path / "bench" / "ar", split="dev", suite=str(suite))
+    assert list(result["skills"]) == ["collect wood", "place table", "make wood_pickaxe"]
+    assert all(s["attempts"] == 1 and 0 <= s["ci"][0] <= s["success"] <= s["ci"][1] for s in result["skills"].values())
+    assert (tmp_path / "bench" / "ar" / "report.md").is_file()
+    again = run_skill_suite(str(ar), tmp_path / "bench" / "ar", split="dev", suite=str(suite))  # resumed: nothing rerun
+    assert again["skills"] == result["skills"]
