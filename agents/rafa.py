@@ -30,6 +30,7 @@ import numpy as np
 
 from agents.foresight import Foresight
 from agents.llm.base import LLM
+from agents.llm_led import LlmLed, decide
 from agents.memory import Memory, RecallTool
 from agents.prior import apply_prior, llm_can_change, llm_prior
 from agents.reflection import compare, reflect
@@ -119,6 +120,11 @@ class RafaConfig:
         attempt_budget: 0 refuses a skill whose required items are missing before a single step (the skill
             runner's hand-written check). N > 0 tries it for real for up to N env steps, as a robot without
             that check would, so a blind planner's mistakes cost env steps (scripted skills only).
+        planner: "critic-led" (the default): the skill model and critic decide, the LLM breaks near-ties.
+            "llm-led": RAFA's own mode (``agents.llm_led``): the LLM proposes futures, predicts each step's
+            outcome (checked by the skill model) and values them; the critic decides only when the LLM fails.
+        llm_futures: how many candidate futures the llm-led planner imagines per decision.
+        llm_depth: how many skills each llm-led future has (every step is one LLM prediction).
     """
 
     horizon: int = 3
@@ -150,9 +156,12 @@ class RafaConfig:
     world_model: str = ""
     retry_unchanged: bool = True
     attempt_budget: int = 0
+    planner: str = "critic-led"
+    llm_futures: int = 3
+    llm_depth: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "branches", "max_env_steps", "max_decisions"):
+        for name in ("horizon", "branches", "max_env_steps", "max_decisions", "llm_futures", "llm_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RafaConfig.{name} must be >= 1, got {getattr(self, name)}")
         numbers = {name: getattr(self, name) for name, f in self.__dataclass_fields__.items()
@@ -173,6 +182,9 @@ class RafaConfig:
         if self.world_model and not (Path(self.world_model) / "config.json").is_file():
             raise ValueError(f"RafaConfig.world_model: {self.world_model} is not a world-model checkpoint folder "
                              "(config.json + model.safetensors, e.g. RUN/checkpoint from `embodia train world-model`)")
+        if self.planner not in ("critic-led", "llm-led") or (self.planner == "llm-led" and not self.lookahead):
+            raise ValueError(f"RafaConfig.planner must be 'critic-led' or 'llm-led' (a lookahead planner: not with "
+                             f"the greedy or open-loop ablations), got {self.planner!r}")
         if self.skills != "expert":
             from vla.registry import is_policy_reference, policy_names  # torch loads only for a learned policy
 
@@ -299,6 +311,8 @@ class RafaAgent:
         if isinstance(self.strategy, OpenLoop):
             return self._open_loop(goal, index, belief, state)
         shortlist = self.options(goal, belief)
+        if isinstance(self.strategy, LlmLed) and shortlist:
+            return self._llm_led(goal, index, belief, state, shortlist, use_llm, started)
         if not shortlist:
             return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=[], chosen=None,
                                 thought="nothing feasible", error=f"no plan reaches {goal.achievement} from here")
@@ -323,6 +337,22 @@ class RafaAgent:
                             thought=thought, llm_ms=llm_ms, decision_ms=(time.perf_counter() - started) * 1000,
                             error=error, prompt=prompt, prompt_version=prompt_version("planner"),
                             imagined=imagined, vetoed=vetoed)
+
+    def _llm_led(self, goal: Goal, index: int, belief: Belief, state: str, shortlist: list[Candidate],
+                 use_llm: bool, started: float) -> PlanningStep:
+        """The llm-led planner's decision (``agents.llm_led``): the LLM as proposer, model and critic."""
+        excluded = set() if self.config.retry_unchanged else self.failed_unchanged
+        feasible = [s for s in self.model.skills if s not in excluded and self.model.check(belief, s)[0]]
+        variables = {"goal": goal.phrase, "state": state,
+                     "reflections": [r.text for r in self.memory.recent("reflection", self.config.lessons_shown)],
+                     "recent": [r.text for r in self.memory.recent("transition", self.config.recent_steps)]}
+        decision = decide(self.strategy, self.llm if use_llm else None, self.model, belief, goal.achievement,
+                          variables, functools.partial(self._prompt, goal, state), shortlist, feasible,
+                          self.config.llm_retries)
+        return PlanningStep(index=index, goal=goal.phrase, state=state, candidates=decision.candidates,
+                            chosen=decision.chosen, thought=decision.thought, llm_ms=decision.llm_ms,
+                            decision_ms=(time.perf_counter() - started) * 1000, error=decision.error,
+                            prompt=decision.prompt, prompt_version=decision.prompt_version)
 
     def options(self, goal: Goal, belief: Belief) -> list[Candidate]:
         """The strategy's shortlist for this decision; the feedback rule keeps out what failed unchanged."""

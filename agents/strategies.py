@@ -8,6 +8,9 @@ Every named agent (``evals/agents.py``) is one of three strategies plus two inde
   skills (``sighted``) or among all of them (blind), one at a time, ReAct-style.
 * :class:`OpenLoop` (open-loop): plans once with the skill model, then follows that plan to its end.
 
+``RafaConfig(planner="llm-led")`` swaps the lookahead's decider: :class:`agents.llm_led.LlmLed` (a
+:class:`Lookahead` whose critic is only the fallback) lets the LLM propose, predict and value futures.
+
 The rules on top: imagination (``RafaConfig.imagination``: rafa-imagine, rafa-dream, …) and the
 feedback rule (``retry_unchanged=False``: a failed skill is not retried until something changed).
 ``strategy_for`` reads the (backward-compatible) ``RafaConfig`` switches in this one place.
@@ -86,4 +89,9 @@ def strategy_for(config: RafaConfig) -> Strategy:
         return OpenLoop()
     if not config.lookahead:
         return Greedy(sighted=config.feasibility_model)
+    if config.planner == "llm-led":
+        from agents.llm_led import LlmLed  # it builds on Lookahead: imported here, not at the top
+
+        return LlmLed(critic=Critic.from_config(config), branches=config.branches, futures=config.llm_futures,
+                      depth=config.llm_depth)
     return Lookahead(critic=Critic.from_config(config), branches=config.branches)

@@ -25,7 +25,15 @@ from embodia.commands.serve import serve
 from embodia.commands.train import train_app
 from embodia.console import StepPrinter
 from embodia.eval_cli import eval_app
-from embodia.options import AdapterOption, DeviceOption, DtypeOption, LLMOption, SkillsOption, WorldModelOption
+from embodia.options import (
+    AdapterOption,
+    DeviceOption,
+    DtypeOption,
+    LLMOption,
+    SkillsOption,
+    WorldModelOption,
+    config_option,
+)
 from embodia.text import user_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -115,6 +123,15 @@ def make_config(**fields: object) -> RafaConfig:
         raise typer.Exit(2) from exc
 
 
+def check_llm_led(config: RafaConfig, llm: str) -> None:
+    """Exit 2 when the llm-led planner is asked for without an LLM: it would be the critic-led one in disguise."""
+    if config.planner == "llm-led" and llm.strip().lower() == "none":
+        raise fail("--planner llm-led needs a language model: drop --llm none (or use --planner critic-led)")
+
+
+PLANNER = config_option("agents.rafa:RafaConfig", "planner", "--planner")
+
+
 def default_out(kind: str, label: str) -> Path:
     slug = "-".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())[:40] or kind
     base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{slug}"
@@ -143,6 +160,7 @@ def run(
     world_model: WorldModelOption = None,
     llm_weight: Annotated[float, typer.Option(help="weight of the LLM's option probability against the critic "
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
+    planner: str = PLANNER,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
 ) -> None:
     """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
@@ -157,7 +175,8 @@ def run(
     out = out or default_out("run", goal)
     check_out(out, earlier=(LOG_FILE, SUMMARY_FILE, VIDEO_FILE), overwrite=overwrite)
     config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine,
-                         world_model=world_model or "")
+                         world_model=world_model or "", planner=planner)
+    check_llm_led(config, llm)
     planner = load_llm(llm, device, dtype, adapter)
     understood = resolve_goal(goal, planner)
     if understood.parts:  # say what was understood before acting on it
@@ -191,6 +210,7 @@ def chat(
     dtype: DtypeOption = "float32",
     adapter: AdapterOption = "default",
     skills: SkillsOption = "expert",
+    planner: str = PLANNER,
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
     from agents.chat import HELP, ChatReply, ChatSession, read_saved
@@ -202,7 +222,8 @@ def chat(
             raise fail(f"cannot resume: {exc}") from exc
     out = out or default_out("chat", f"seed {seed}")
     check_out(out)
-    config = make_config(skills=skills)
+    config = make_config(skills=skills, planner=planner)
+    check_llm_led(config, llm)
     planner = load_llm(llm, device, dtype, adapter)
     try:
         session = ChatSession(planner, seed=seed, out_dir=out, config=config, video=video, resume=resume)

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from agents.llm import DEFAULT_SPEC
 from embodia.options import AdapterOption, WorldModelOption
 from embodia.text import user_text as escape  # the one escaper: markup and control characters
-from evals.agents import AGENTS
+from evals.agents import AGENTS, with_planner
 from evals.store import ResultsError
 from evals.suite import SuiteError
 
@@ -71,6 +71,8 @@ def run(
                                           "runtime of --workers CPUs, or the cluster at --address)")] = "pool",
     address: Annotated[str | None, typer.Option(help="--executor ray: an existing cluster, HOST:PORT, "
                                                 "ray://HOST:PORT or auto")] = None,
+    planner: Annotated[str, typer.Option(help="critic-led (the default) or llm-led: the LLM proposes, predicts and "
+                                         "values futures (--agent rafa becomes rafa-llm-led)")] = "critic-led",
 ) -> None:
     """Run AGENT over every (goal, seed) of SUITE; write results.jsonl, report.md, plots and results.json."""
     from embodia.cli import default_out
@@ -79,6 +81,7 @@ def run(
     from evals.suite import load_suite
 
     try:
+        agent = with_planner(agent, planner, llm)
         loaded = load_suite(suite)
         out = out or default_out("eval", f"{loaded.name} {agent}")
         config = EvalConfig(loaded, agent, llm, out, split, num_seeds, workers, video, device, dtype, adapter,

@@ -12,6 +12,8 @@ rafa-imagine   rafa + RIG: imagines each chosen skill in the world model    yes 
                and revises a step it confidently foresees failing (RIG)
 rafa-dream     rafa-imagine + near-tied futures scored in imagination       yes       no
                (the world model as RAFA's transition model)
+rafa-llm-led   RAFA's own mode: the LLM proposes futures, predicts each     yes       no
+               step (checked by the skill model) and values them
 greedy-blind   greedy without the skill model's preconditions: every skill  yes       no
                is an option
 greedy-blind-  greedy-blind + RIG on raw imagined success: imagination      yes       no
@@ -101,6 +103,9 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               RafaAgent, uses_llm=True, switches={"imagination": True}),
     AgentSpec("rafa-dream", "RAFA + RIG + near-tied futures scored by their imagined success in the world model",
               RafaAgent, uses_llm=True, switches={"imagination": True, "imagine_weight": 0.5}),
+    AgentSpec("rafa-llm-led", "RAFA with the LLM as proposer, model and critic; the skill model checks its "
+              "predictions, the critic decides only when the LLM fails", RafaAgent, uses_llm=True,
+              switches={"planner": "llm-led"}),
     AgentSpec("greedy-blind", "greedy without the skill model's preconditions: the LLM picks among all skills",
               RafaAgent, uses_llm=True, switches=_BLIND),
     AgentSpec("greedy-blind-imagine", "greedy-blind + RIG: a skill imagined to fail (raw estimate) is revised",
@@ -119,6 +124,19 @@ def get_agent(name: str) -> AgentSpec:
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
     return AGENTS[name]
+
+
+def with_planner(agent: str, planner: str, llm: str | None) -> str:
+    """The agent ``--planner`` names: ``llm-led`` turns rafa into rafa-llm-led; other agents have no llm-led form."""
+    if planner == "critic-led":
+        return agent
+    if planner != "llm-led":
+        raise ValueError(f"--planner must be critic-led or llm-led, got {planner!r}")
+    if agent not in ("rafa", "rafa-llm-led"):
+        raise ValueError(f"--planner llm-led applies to --agent rafa only (it is --agent rafa-llm-led), not {agent!r}")
+    if llm is None or llm.strip().lower() == "none":
+        raise ValueError("--planner llm-led needs a language model: drop --llm none (or use --planner critic-led)")
+    return "rafa-llm-led"
 
 
 def agent_label(name: str, llm: str | None) -> str:
