@@ -48,6 +48,10 @@ URL_VARS = ("EMBODIA_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 PROBE = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
 
 
+class _FormatRefusedError(Exception):
+    """The server rejected the response_format form used (it may accept the other one)."""
+
+
 @dataclass(frozen=True)
 class OpenAIConfig:
     """Transport settings: every request is bounded in time and in retries."""
@@ -102,6 +106,15 @@ class OpenAILLM(LLM):
         for attempt in range(self.config.retries + 1):
             try:
                 return fn(**kwargs)
+            except (o.BadRequestError, o.UnprocessableEntityError, o.InternalServerError) as exc:
+                if "response_format" in kwargs and "response_format" in str(exc):
+                    raise _FormatRefusedError(str(exc)) from exc  # llama_cpp.server answers 500 to it
+                if not isinstance(exc, transient) or attempt == self.config.retries:
+                    if isinstance(exc, transient):
+                        raise ServerUnavailableError(f"{what} at {self.base_url} failed after {attempt + 1} "
+                                                     f"tries: {type(exc).__name__}: {exc}") from exc
+                    raise
+                time.sleep(self.config.backoff_s * 2**attempt)
             except transient as exc:
                 if attempt == self.config.retries:
                     raise ServerUnavailableError(f"{what} at {self.base_url} failed after {attempt + 1} tries: "
@@ -156,9 +169,7 @@ class OpenAILLM(LLM):
             try:
                 reply = self._call("chat completion", self.client.chat.completions.create, response_format=fmt,
                                    **kwargs)
-            except self._openai.UnprocessableEntityError:  # this server spells structured output the other way
-                continue
-            except self._openai.BadRequestError:
+            except _FormatRefusedError:  # this server spells structured output the other way
                 continue
             self._schema_form = form
             return reply
