@@ -191,7 +191,7 @@ def build_app(pool: SessionPool, history_roots: list[Path], imagine: bool) -> gr
         for trigger in (box.submit, send.click):
             trigger(submit, [box, chatbot], outputs, concurrency_limit=limit, concurrency_id="lines",
                     show_progress="hidden").then(memory_view, None, memory)
-        stop.click(interrupt, None, None, queue=False)
+        stop.click(interrupt, None, None, concurrency_limit=None, show_progress="hidden")
         refresh_button.click(refresh, None, [live, imagined, status, memory])
         save_button.click(save, chatbot, [chatbot, download])
         load_button.click(load, [upload, chatbot], [chatbot, live, imagined, status])
