@@ -45,7 +45,7 @@ class TrainConfig:
     out: output folder: final policy, ``checkpoint/``, ``metrics.json``.
     policy: the HybridVLA config.
     steps: optimizer steps.
-    batch_size: rows per step (per process).
+    batch_size: rows per step per process (the global batch is batch_size x processes).
     lr: peak AdamW learning rate (linear warmup, cosine decay to 10%).
     warmup_steps: linear warmup length.
     weight_decay: AdamW weight decay.
@@ -111,11 +111,23 @@ def load_checkpoint(out: Path, policy: Policy, optimizer: torch.optim.Optimizer,
     return extra
 
 
-def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
-    """Shuffled batches of one epoch; the order depends only on (seed, epoch), so resume can skip to it."""
+def epoch_loader(data: Frames, cfg: TrainConfig, epoch: int, skip: int = 0, rank: int = 0,
+                 processes: int = 1) -> torch.utils.data.DataLoader:
+    """Process ``rank``'s batches of one epoch from step ``skip`` on; the order depends only on (seed, epoch).
+
+    Step ``s`` of an epoch consumes rows ``order[s*G:(s+1)*G]`` of one shuffled order, ``G = batch_size x
+    processes`` (the global batch), and rank ``r`` takes its ``batch_size`` slice of them: every row is seen
+    at most once per epoch across ranks, a resumed run skips exactly the steps it made, and N processes at
+    ``batch_size`` see the rows one process sees at ``batch_size x N``. (One draw precedes the permutation,
+    as in a shuffling DataLoader, so one-process runs keep the orders they always had.)
+    """
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                       generator=generator)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)  # the DataLoader's base-seed draw
+    order = torch.randperm(len(data), generator=generator)
+    size, step_rows = cfg.batch_size, cfg.batch_size * processes
+    batches = [order[s * step_rows + rank * size:][:size].tolist() for s in range(skip, len(data) // step_rows)]
+    # its own generator: a loader without one draws its base seed from the global RNG, the policy's noise
+    return torch.utils.data.DataLoader(data, batch_sampler=batches, generator=torch.Generator())
 
 
 @torch.no_grad()
@@ -186,15 +198,20 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     if cfg.resume and train_state.read_state(out / CHECKPOINT_DIR) is not None:
         state = load_checkpoint(out, policy, optimizer, cfg)
     policy, optimizer = accelerator.prepare(policy, optimizer)
-    batches_per_epoch = len(train_data) // cfg.batch_size
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    steps_per_epoch = len(train_data) // (cfg.batch_size * processes)
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(train_data)} training rows cannot fill one global batch of {cfg.batch_size} x "
+                         f"{processes} processes; lower batch_size")
     step, info = state["step"], {}
     while step < cfg.steps:
-        epoch, skip = divmod(step, batches_per_epoch)
-        loader = accelerator.skip_first_batches(accelerator.prepare_data_loader(epoch_loader(train_data, cfg, epoch)),
-                                                skip)
+        epoch, skip = divmod(step, steps_per_epoch)
         policy.train()
-        for batch in loader:
+        for batch in epoch_loader(train_data, cfg, epoch, skip, rank, processes):
             started = time.perf_counter()
+            batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if processes > 1:  # each rank its own noise, a pure function of the step: a resume repeats it exactly
+                torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + rank)
             for group in optimizer.param_groups:
                 group["lr"] = warmup_cosine(cfg.lr, cfg.warmup_steps, cfg.steps, step)
             with accelerator.autocast():
