@@ -138,6 +138,17 @@ class MetaWorldEnv(gymnasium.Env):
     def close(self) -> None:
         self._env.close()
 
+    def describe(self, info: dict[str, Any] | None = None) -> str:
+        """The planner's text view, from the 39-dim state's documented layout: hand xyz, gripper opening,
+        the first object's xyz, and the goal's xyz (its last three values)."""
+        state = self._env._get_obs()
+        hand, gripper, obj, goal = state[0:3], float(state[3]), state[4:7], state[-3:]
+        gap = float(np.linalg.norm(hand - obj))
+        return (f"Task: {self.instruction}. Hand at ({hand[0]:.2f}, {hand[1]:.2f}, {hand[2]:.2f}), gripper "
+                f"{'open' if gripper > 0.5 else 'closed'} ({gripper:.2f}); object at ({obj[0]:.2f}, {obj[1]:.2f}, "
+                f"{obj[2]:.2f}), {gap:.2f} m from the hand; goal at ({goal[0]:.2f}, {goal[1]:.2f}, {goal[2]:.2f}). "
+                f"Step {self._steps}/{self.max_steps}.")
+
     def _obs(self, state: np.ndarray) -> dict[str, np.ndarray]:
         space = self.observation_space["state"]
         return {"image": self.render(), "state": np.clip(state, space.low, space.high).astype(np.float32)}
