@@ -27,7 +27,8 @@ class UniVLAConfig(PolicyConfig):
             codebook holds task-irrelevant dynamics), ``lam2`` (no language, codebook 1 frozen, a second,
             task-centric codebook), ``policy`` (instruction + image -> task-centric codes), ``decoder`` (codes'
             hidden states + image -> actions, the only stage that reads action labels); ``all``: each in turn.
-        lam_patch_size: pixel patch side of the latent action model's frames (8: about one Crafter tile).
+        lam_patch_size: pixel patch side of the latent action model's frames (16: ~2 Crafter tiles; 8, one
+            tile, trained at 23 samples/s against 77 on the shared 2-core CPU, too slow for minutes of training).
         lam_dim: width of the latent action model's encoder and decoder tokens.
         lam_layers: transformer blocks in each of its encoder and decoder.
         num_queries: learnable action-query tokens per frame pair (UniVLA: 4), so each step gets that many codes.
@@ -53,7 +54,7 @@ class UniVLAConfig(PolicyConfig):
     """
 
     stage: Stage = "all"
-    lam_patch_size: int = 8
+    lam_patch_size: int = 16
     lam_dim: int = 64
     lam_layers: int = 2
     num_queries: int = 4

@@ -7,9 +7,9 @@ so the codes have to carry what changed. Stage 1 also feeds the instruction to t
 does not explain: task-irrelevant dynamics. Stage 2 drops the language, freezes codebook 1 and learns a
 second codebook from a second set of queries: the task-centric latent actions the policy predicts.
 
-Features are pixels (UniVLA: frozen DINOv2 patch features): a Crafter frame is 64x64 and a tile ~7 px, so
-8x8 pixel patches are about one tile each; there is no frozen image encoder here that was trained on
-Crafter, and a DINOv2 pass per frame would cost more than the whole model on this CPU. The decoder
+Features are pixels (UniVLA: frozen DINOv2 patch features): a Crafter frame is 64x64 (a tile ~7 px), there
+is no frozen image encoder here trained on Crafter, and a DINOv2 pass per frame would cost more than the
+whole model on this CPU; 16x16 pixel patches (``lam_patch_size``) keep a frame at 16 tokens. The decoder
 predicts o_t+k as o_t plus a learnt change (the same target, an easier start: most of a frame stays).
 """
 
