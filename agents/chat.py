@@ -22,6 +22,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
+from agents.chat_motion import flush_interventions, motion_command
 from agents.goals import GoalResolution, is_question, request_too_long, resolve_goal
 from agents.llm.base import LLM
 from agents.memory import Memory
@@ -36,7 +37,8 @@ MEMORY_FILE = "memory.jsonl"
 WORLD_FILE = "world.json"
 HELP = ("Type a goal (e.g. 'get some stone', 'make a stone pickaxe'), several ('get wood and then place a table') "
         "or a question ('what do you have?', 'why did you do that?').\n"
-        "Commands: /help, /look, /save [DIR], /reset [SEED], /quit. Ctrl-C interrupts the current goal.")
+        "Commands: /help, /look, /save [DIR], /reset [SEED], /motion PHRASE (correct RT-H skills), /quit. "
+        "Ctrl-C interrupts the current goal.")
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "one": 1, "two": 2, "three": 3}
 _TOPICS = (
     ("why", ("why", "reason")),
@@ -118,7 +120,9 @@ class ChatSession:
         self.log.write("user", text=text)
         options, self.options = self.options, ()
         picked = pick_option(text, options)
-        if text.startswith("/"):
+        if text.split()[0] == "/motion":  # an RT-H correction (agents.chat_motion)
+            yield from motion_command(self, text.partition(" ")[2])
+        elif text.startswith("/"):
             yield self._command(text)
         elif picked is not None:
             yield from self._run_goals((picked,))
@@ -208,6 +212,9 @@ class ChatSession:
             verdict = "Done" if final.success else "I could not do it"
             part = f" (part {number}/{len(goals)})" if len(goals) > 1 else ""
             yield ChatReply(f"{verdict}{part}: {final.goal} ({final.reason}, {final.env_steps} steps).")
+            corrected = flush_interventions(self)  # steps acted under a /motion typed before the goal
+            if corrected is not None:
+                yield ChatReply(f"Steps acted under your /motion correction are logged in {corrected}.")
             if not final.success and number < len(goals):
                 rest = ", ".join(g.phrase for g in goals[number:])
                 yield ChatReply(f"Stopped: the later parts ({rest}) need this one.")
