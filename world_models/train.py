@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -90,10 +91,16 @@ class TrainConfig:
 
 # --- checkpoints ---
 def save_checkpoint(folder: Path, model: RSSMWorldModel, optimizer: torch.optim.Optimizer, step: int,
-                    history: list[dict[str, float]], sampler: SequenceSampler) -> None:
-    """Model, optimiser, RNG and the sampler's position into ``folder`` (``tools.train_state``: atomic)."""
-    train_state.save(folder, step=step, optimizer=optimizer, save_model=model.save_pretrained,
-                     extra={"history": history, "sampler": sampler.rng.bit_generator.state})
+                    history: list[dict[str, float]], sampler: SequenceSampler,
+                    samplers: list[dict[str, Any]] | None = None) -> None:
+    """Model, optimiser, RNG and the sampler's position into ``folder`` (``tools.train_state``: atomic).
+
+    ``samplers``: under DDP, every rank's sampler position (rank order), so each rank resumes its own stream.
+    """
+    extra: dict[str, Any] = {"history": history, "sampler": sampler.rng.bit_generator.state}
+    if samplers is not None and len(samplers) > 1:
+        extra["samplers"] = samplers
+    train_state.save(folder, step=step, optimizer=optimizer, save_model=model.save_pretrained, extra=extra)
 
 
 def resume_model(folder: Path, expect: RSSMConfig, state_scale: float) -> RSSMWorldModel:
@@ -108,6 +115,15 @@ def resume_model(folder: Path, expect: RSSMConfig, state_scale: float) -> RSSMWo
                          f"{'; '.join(stored.mismatch(expect))} (checkpoint vs expected)")
     config = replace(stored, state_scale=state_scale) if state_scale else stored
     return RSSMWorldModel.from_pretrained(str(folder), config=config).train()
+
+
+def _rank_sampler(extra: dict[str, Any], rank: int, processes: int, folder: Path) -> dict[str, Any]:
+    """This rank's saved sampler position; a checkpoint of another process count cannot be split or merged."""
+    samplers = extra.get("samplers") or [extra["sampler"]]
+    if len(samplers) != processes:
+        raise ValueError(f"world-model checkpoint {folder} was written by {len(samplers)} process(es); resume it with "
+                         f"--num_processes {len(samplers)} (now {processes}), or start a new --out")
+    return samplers[rank]
 
 
 # --- the loop ---
@@ -138,7 +154,8 @@ def train(cfg: TrainConfig, console: Console | None = None,
     if resuming:
         state = train_state.restore(checkpoint, optimizer)
         step, history = state["step"], state["extra"]["history"]
-        sampler.rng.bit_generator.state = state["extra"]["sampler"]
+        sampler.rng.bit_generator.state = _rank_sampler(state["extra"], accelerator.process_index,
+                                                        accelerator.num_processes, checkpoint)
         console.print(f"resuming from {checkpoint} at update {step}")
     for group in optimizer.param_groups:  # the checkpoint restores its own rate; a resumed stage may change it
         group["lr"] = cfg.lr
@@ -157,6 +174,9 @@ def train(cfg: TrainConfig, console: Console | None = None,
     with Progress(*columns, console=console, disable=not accelerator.is_main_process) as progress:
         task = progress.add_task("train", total=cfg.steps, completed=step, info="")
         while step < cfg.steps:
+            if accelerator.num_processes > 1:  # each rank its own latent noise, a pure function of the step, so
+                # a resume repeats it (the checkpoint holds the main process's RNG only)
+                torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + accelerator.process_index)
             batch = sampler.sample(cfg.batch_size)
             with accelerator.autocast():
                 loss, metrics = model(batch)
@@ -178,8 +198,11 @@ def train(cfg: TrainConfig, console: Console | None = None,
                 history.append(metrics)
                 if on_log is not None:
                     on_log(step, metrics)
-            if accelerator.is_main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, step, history, sampler)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                samplers = gather_object([sampler.rng.bit_generator.state])  # every rank takes part
+                if accelerator.is_main_process:
+                    save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, step, history, sampler,
+                                    samplers)
                 saved = step
     elapsed = time.perf_counter() - started
     if accelerator.is_main_process:
