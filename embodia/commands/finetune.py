@@ -124,9 +124,19 @@ def vla(
     eval_budget: int = config_option(VLA, "eval_budget", default=100),
     speed_actions: Annotated[int, typer.Option(help="policy.act calls timed at batch 1 after training "
                                                "(0 = skip)")] = 10,
+    interventions: Annotated[Path | None, typer.Option(
+        help="RT-H corrections: a chat session folder (or its interventions/ dataset) written by /motion; "
+        "fine-tunes the motion query of --from on them (--steps, --lr, --batch-size, --out apply)")] = None,
+    init: Annotated[str, typer.Option("--from", help="with --interventions: the RT-H policy to fine-tune, a "
+                                      "registered name (rth) or a checkpoint folder")] = "rth",
 ) -> None:
-    """Train HybridVLA with the embedded SmolLM2 as its backbone (peft LoRA) on an episode dataset."""
+    """Train HybridVLA with the embedded SmolLM2 as its backbone (peft LoRA) on an episode dataset; with
+    --interventions, fine-tune an RT-H policy's motion query on corrections typed in chat instead."""
     import resource
+
+    if interventions is not None:
+        _finetune_interventions(interventions, init, out, steps, lr, batch_size, seed)
+        return
 
     from embodia.commands.train import run_vla_training, seeds_option, vla_config
     from vla.data import dataset_spaces
@@ -151,6 +161,26 @@ def vla(
     console.print(f"validation: {metrics.get('validation')}")
     console.print(f"{metrics['train_samples_per_s']} samples/s · {metrics.get('actions_per_s_batch1')} actions/s at "
                   f"batch 1 · peak RSS {metrics['peak_rss_mb']} MB · policy and metrics.json in {out}")
+
+
+def _finetune_interventions(interventions: Path, init: str, out: Path, steps: int, lr: float, batch_size: int,
+                            seed: int) -> None:
+    """``vla.rth.corrections.finetune_motion``; missing or unfit data or checkpoint exits 2 with the reason."""
+    from tools.episode_dataset import MissingColumnsError
+    from vla.base import CheckpointError
+    from vla.rth import MissingMotionsError
+    from vla.rth.corrections import finetune_motion
+
+    if out == Path("runs/vla/hybrid-smollm2"):  # the LoRA run's default folder is not where a policy goes
+        out = Path("runs/vla/rth-corrected")
+    try:
+        metrics = finetune_motion(init, interventions, out, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
+    except (FileNotFoundError, CheckpointError, MissingMotionsError, MissingColumnsError, ValueError) as exc:
+        console.print(f"[red]cannot fine-tune on interventions:[/] {user_text(str(exc))}")
+        raise typer.Exit(2) from exc
+    rows = metrics["interventions"]["rows"]
+    console.print(f"motion query fine-tuned on {rows} corrected steps from {metrics['interventions']['folder']}: "
+                  f"{out} (use it: embodia chat --skills {out})")
 
 
 def _actions_per_second(out: Path, data: Path, n: int) -> float:

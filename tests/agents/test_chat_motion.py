@@ -3,12 +3,16 @@ is shown and logged as intervention data; a phrase outside the vocabulary runs n
 
 import pyarrow.parquet as pq
 import pytest
+import torch
+from typer.testing import CliRunner
 
 from agents.chat import ChatSession
 from agents.rafa import RafaConfig
+from embodia.cli import app
 from tests.agents.chat_helpers import replies
 from tools.collect_crafter import run_chain
 from tools.episode_dataset import LANGUAGE_MOTION, write_shard
+from vla.registry import load_policy
 from vla.rth import RTHConfig
 from vla.train import TrainConfig, train
 
@@ -56,6 +60,22 @@ def test_corrections_before_and_during_a_goal_override_and_are_logged(rth_sessio
     assert logged_motions(session) == ["move left"] * 5 + ["face the tree"] * 5
     log = (session.out_dir / "episode.jsonl").read_text(encoding="utf-8")
     assert '"motion"' in log
+
+
+def test_finetune_vla_interventions_learns_the_motion_query_from_chat(rth_session, rth_checkpoint, tmp_path):
+    replies(rth_session, "/motion face the tree")  # before a goal: waits for the skill
+    replies(rth_session, "collect wood")
+    replies(rth_session, "/motion face the tree")  # during: runs now
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(app, ["finetune", "vla", "--interventions", str(rth_session.out_dir), "--from",
+                                      str(rth_checkpoint), "--out", str(out), "--steps", "15", "--lr", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert "10 corrected steps" in result.output
+    before, after = load_policy(rth_checkpoint).state_dict(), load_policy(out).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"motion_query", "motion_head.weight", "motion_head.bias"}
+    bad = CliRunner().invoke(app, ["finetune", "vla", "--interventions", str(tmp_path / "none"), "--out", str(out)])
+    assert bad.exit_code == 2 and "no intervention data" in bad.output
 
 
 def test_an_unknown_motion_offers_the_closest_and_runs_nothing(rth_session):
