@@ -166,7 +166,12 @@ def run_episode(goal_text: str | Goal | GoalResolution, *, seed: int, out_dir: s
 
                 env = ObservationHistory(env)
             env.reset(seed=seed)
-            agent = make_agent(env, llm, Memory(), config)
+            acting = env
+            if config.perception == "pixels":  # the agent gets the frame, reward and episode end; nothing else
+                from tools.envs.pixels import PixelEnv
+
+                acting = PixelEnv(env)
+            agent = make_agent(acting, llm, Memory(), config)
             callbacks = StepCallbacks()
             for step_type in (PlanningStep, ActionStep, FinalStep):
                 callbacks.on(step_type, lambda step: log.write(type(step).__name__, **step.to_record()))

@@ -46,8 +46,13 @@ class OpenEnded:
         self.env, self.memory, self.length = env, memory, config.max_env_steps
         self.inner = make_inner(env, llm, memory, dataclasses.replace(config, max_env_steps=steps_per_goal))
 
+    def _world(self) -> gym.Env:
+        """The env the open-ended protocol scores (which goal is next, whether the episode is over): the real one
+        even in pixel mode, where the agent pursuing each goal sees only the frame (``tools.envs.pixels``)."""
+        return getattr(self.env, "skill_env", self.env).unwrapped
+
     def run(self, goal: Goal) -> Iterator[Step]:
-        world = self.env.unwrapped
+        world = self._world()
         env_steps = decisions = 0
         progress = True
         while progress and not self._over():  # another pass over the goals still missing, while it pays
@@ -70,5 +75,5 @@ class OpenEnded:
                         f"{unlocked}/{len(ACHIEVEMENTS)} achievements unlocked; {ended}", env_steps, decisions)
 
     def _over(self) -> bool:
-        world = self.env.unwrapped
+        world = self._world()
         return world.player.health <= 0 or world.steps >= self.length

@@ -125,6 +125,9 @@ class RafaConfig:
             outcome (checked by the skill model) and values them; the critic decides only when the LLM fails.
         llm_futures: how many candidate futures the llm-led planner imagines per decision.
         llm_depth: how many skills each llm-led future has (every step is one LLM prediction).
+        perception: "privileged" (the default): the belief and state text read the env's state. "pixels": only
+            the frame (``agents.perception``; the env must be a ``tools.envs.pixels.PixelEnv``), plus memory.
+        vlm: the VLM folder whose encoder reads frames in pixel mode ("": the shipped one, or the planner's own).
     """
 
     horizon: int = 3
@@ -159,6 +162,8 @@ class RafaConfig:
     planner: str = "critic-led"
     llm_futures: int = 3
     llm_depth: int = 2
+    perception: str = "privileged"
+    vlm: str = ""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "branches", "max_env_steps", "max_decisions", "llm_futures", "llm_depth"):
@@ -185,6 +190,9 @@ class RafaConfig:
         if self.planner not in ("critic-led", "llm-led") or (self.planner == "llm-led" and not self.lookahead):
             raise ValueError(f"RafaConfig.planner must be 'critic-led' or 'llm-led' (a lookahead planner: not with "
                              f"the greedy or open-loop ablations), got {self.planner!r}")
+        if self.perception not in ("privileged", "pixels") or (self.perception == "pixels" and self.imagination):
+            raise ValueError(f"RafaConfig.perception must be 'privileged' or 'pixels' (pixels without imagination: "
+                             f"the world model's imagined state is not built from pixels yet), got {self.perception!r}")
         if self.skills != "expert":
             from vla.registry import is_policy_reference, policy_names  # torch loads only for a learned policy
 
@@ -213,7 +221,13 @@ class RafaAgent:
         self.model = SkillModel(SKILLS)
         self.strategy = strategy_for(self.config)
         runner = make_skill_runner(self.config.skills, self.config.attempt_budget)
-        self.tools = ToolRegistry([ActTool(env, runner), LookTool(env), RecallTool(self.memory)])
+        self.perception, skill_env, look = None, env, LookTool(env)
+        if self.config.perception == "pixels":  # the belief from the frame; the skills get the env they act in
+            from agents.perception import PixelLookTool, pixel_parts
+
+            self.perception, skill_env, runner = pixel_parts(env, llm, runner, self.config.vlm)
+            look = PixelLookTool(self.perception)
+        self.tools = ToolRegistry([ActTool(skill_env, runner), look, RecallTool(self.memory)])
         self.imagination = None
         self.foresight: Foresight | None = None
         if self.config.imagination:
@@ -232,6 +246,8 @@ class RafaAgent:
 
     # --- learn: the belief ---
     def belief(self) -> Belief:
+        if self.perception is not None:
+            return self.perception.belief(self.placed - self.distrust, self.config.threat_radius)
         world = self.env.unwrapped
         visible = self._things_within(NEAR_RADIUS)
         remembered = self.placed - self.distrust
@@ -252,7 +268,7 @@ class RafaAgent:
         """Pursue ``goal``; yields every planning, action and final step (the last one is final)."""
         cfg = self.config
         world = self.env.unwrapped
-        start_counts = dict(world.achievements)
+        start_counts = self._achievements()
         started, env_steps, decisions, llm_decisions = time.perf_counter(), 0, 0, 0
         self.memory.add("goal", f"goal: {goal.phrase}", step=world.steps, goal=goal.achievement)
         if isinstance(self.strategy, OpenLoop):
@@ -274,7 +290,7 @@ class RafaAgent:
                                planning.imagined)
             env_steps += action.env_steps
             yield action
-            if goal.is_achieved(start_counts, world.achievements):
+            if goal.is_achieved(start_counts, self._achievements()):
                 final = self._final(goal, True, f"{goal.achievement} unlocked", env_steps, decisions)
             elif action.data.get("exception"):
                 final = self._final(goal, False, f"env error: {action.outcome}", env_steps, decisions, action.error)
@@ -283,6 +299,10 @@ class RafaAgent:
             elif action.data.get("truncated"):
                 final = self._final(goal, False, "the episode reached its step limit", env_steps, decisions)
         yield final
+
+    def _achievements(self) -> dict[str, int]:
+        """Achievement counts: the env's, or in pixel mode the unlocks the skills reported (no frame shows them)."""
+        return dict(self.perception.achievements if self.perception is not None else self.env.unwrapped.achievements)
 
     def _exhausted(self, decisions: int, env_steps: int, seconds: float) -> str | None:
         """Which budget (if any) is used up, in words."""
@@ -386,6 +406,8 @@ class RafaAgent:
         prediction, _ = self.model.predict(before, skill)
         budget = min(SKILLS[skill].budget, steps_left)
         result = self.tools.call("act", {"skill": skill, "budget": budget})
+        if self.perception is not None:
+            self.perception.update(result)
         unlocked = list(result.data.get("achievements_unlocked", []))
         matched, actual = compare(prediction, result)
         if result.ok and SKILLS[skill].verb == "place":

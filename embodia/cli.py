@@ -30,6 +30,7 @@ from embodia.options import (
     DeviceOption,
     DtypeOption,
     LLMOption,
+    PerceptionOption,
     SkillsOption,
     WorldModelOption,
     config_option,
@@ -114,6 +115,19 @@ def load_llm(spec: str, device: str, dtype: str, adapter: str | None = None) -> 
     return llm
 
 
+def check_perception(perception: str, planner: LLM | None) -> None:
+    """Exit 2 when pixel perception meets a planner that takes no images, or no VLM is there to read frames."""
+    if perception != "pixels":
+        return
+    from agents.perception import check_pixel_llm, load_reader
+
+    try:
+        check_pixel_llm(planner)
+        load_reader(planner)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+
+
 def make_config(**fields: object) -> RafaConfig:
     """RafaConfig from flags; an invalid value exits with the config's own message."""
     try:
@@ -162,6 +176,7 @@ def run(
                                               "(below 1: tie-breaker; raise it for stronger planners)")] = 0.5,
     planner: str = PLANNER,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show state text and all candidates")] = False,
+    perception: PerceptionOption = "privileged",
 ) -> None:
     """Pursue GOAL in a fresh Crafter world; stream each step; write episode.jsonl, summary.json, video.mp4."""
     from agents.episode import run_episode
@@ -175,9 +190,10 @@ def run(
     out = out or default_out("run", goal)
     check_out(out, earlier=(LOG_FILE, SUMMARY_FILE, VIDEO_FILE), overwrite=overwrite)
     config = make_config(max_env_steps=max_steps, llm_weight=llm_weight, skills=skills, imagination=imagine,
-                         world_model=world_model or "", planner=planner)
+                         world_model=world_model or "", planner=planner, perception=perception)
     check_llm_led(config, llm)
     planner = load_llm(llm, device, dtype, adapter)
+    check_perception(perception, planner)
     understood = resolve_goal(goal, planner)
     if understood.parts:  # say what was understood before acting on it
         console.print(f"[bold]understood:[/] {user_text(understood.message)}")
@@ -211,6 +227,7 @@ def chat(
     adapter: AdapterOption = "default",
     skills: SkillsOption = "expert",
     planner: str = PLANNER,
+    perception: PerceptionOption = "privileged",
 ) -> None:
     """Talk to an agent in one persistent world: type goals or questions; /help lists commands."""
     from agents.chat import HELP, ChatReply, ChatSession, read_saved
@@ -222,9 +239,10 @@ def chat(
             raise fail(f"cannot resume: {exc}") from exc
     out = out or default_out("chat", f"seed {seed}")
     check_out(out)
-    config = make_config(skills=skills, planner=planner)
+    config = make_config(skills=skills, planner=planner, perception=perception)
     check_llm_led(config, llm)
     planner = load_llm(llm, device, dtype, adapter)
+    check_perception(perception, planner)
     try:
         session = ChatSession(planner, seed=seed, out_dir=out, config=config, video=video, resume=resume)
     except (OSError, ValueError) as exc:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from agents.llm import DEFAULT_SPEC
-from embodia.options import AdapterOption, WorldModelOption
+from embodia.options import AdapterOption, PerceptionOption, WorldModelOption
 from embodia.text import user_text as escape  # the one escaper: markup and control characters
 from evals.agents import AGENTS, with_planner
 from evals.store import ResultsError
@@ -71,6 +71,7 @@ def run(
                                           "runtime of --workers CPUs, or the cluster at --address)")] = "pool",
     address: Annotated[str | None, typer.Option(help="--executor ray: an existing cluster, HOST:PORT, "
                                                 "ray://HOST:PORT or auto")] = None,
+    perception: PerceptionOption = "privileged",
     planner: Annotated[str, typer.Option(help="critic-led (the default) or llm-led: the LLM proposes, predicts and "
                                          "values futures (--agent rafa becomes rafa-llm-led)")] = "critic-led",
 ) -> None:
@@ -85,7 +86,12 @@ def run(
         loaded = load_suite(suite)
         out = out or default_out("eval", f"{loaded.name} {agent}")
         config = EvalConfig(loaded, agent, llm, out, split, num_seeds, workers, video, device, dtype, adapter,
-                            world_model, threads, skills=skills, executor=executor, address=address)
+                            world_model, threads, skills=skills, executor=executor, address=address,
+                            perception=perception)
+        if perception == "pixels" and config.planner:
+            from agents.perception import check_pixel_llm_spec
+
+            check_pixel_llm_spec(config.planner)
         total = len(config.jobs())
         planner = config.planner and f"{config.planner} + {config.planner_adapter or 'no adapter'}"
         console.print(f"[bold]{escape(loaded.name)}[/] · agent {agent} · planner {planner or 'none'} · split {split} "

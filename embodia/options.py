@@ -24,6 +24,9 @@ SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills), learn
                                            "registered policy (hybrid) or a policy checkpoint folder")]
 AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
                                            "'default': the shipped one for the embedded model; 'none': base model")]
+PerceptionOption = Annotated[str, typer.Option(help="what the planner's belief is built from: privileged (the env's "
+                                               "state) or pixels (the frame alone, read by the VLM's encoder; needs "
+                                               "--llm transformers:embodia-vlm or none)")]
 WorldModelOption = Annotated[str | None, typer.Option(help="world-model checkpoint folder imagination loads "
                                                      "(from `embodia train world-model`; default: the shipped one)")]
 

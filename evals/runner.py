@@ -100,6 +100,7 @@ class EvalConfig:
     world_model: str | None = None  # imagining agents: a checkpoint folder instead of the shipped one
     threads: int = 0  # torch threads per episode process; 0: all cores for one worker, cores / workers for several
     skills: str | None = None  # who acts, as `embodia run --skills`: expert, learned, a vla.registry name, a folder
+    perception: str = "privileged"  # what the belief is built from, as `embodia run --perception`: privileged, pixels
     executor: str = "pool"  # where episodes run (evals.executors): pool, ray; never changes a record
     address: str | None = None  # --executor ray: an existing cluster (HOST:PORT, ray://..., auto); None: local
 
@@ -133,7 +134,8 @@ class EvalConfig:
         """The agent's settings for this suite, with ``world_model`` and ``skills`` when given."""
         config = get_agent(self.agent).config(self.suite)
         config = dataclasses.replace(config, world_model=self.world_model) if self.world_model else config
-        return dataclasses.replace(config, skills=self.skills) if self.skills else config
+        config = dataclasses.replace(config, skills=self.skills) if self.skills else config
+        return dataclasses.replace(config, perception=self.perception) if self.perception != "privileged" else config
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -26,6 +26,10 @@ EMBEDDED_ALIASES = frozenset({"smollm2", "smollm2-135m-instruct"})
 def _make_transformers(model: str, *, device: str, dtype: str, adapter: str | None) -> LLM:
     from agents.llm.transformers_backend import TransformersLLM
 
+    if model == "embodia-vlm" or (Path(model).expanduser() / "vlm.json").is_file():  # the VLM built here
+        from agents.llm.vlm_backend import VLMBackend
+
+        return VLMBackend(model, device=device)
     if model in EMBEDDED_ALIASES:
         from tools.models.smollm2 import embedded_model_dir
 
