@@ -90,6 +90,10 @@ class ChatSession:
         self.env = RecordEpisode(base, self.log, self.writer, ACTION_NAMES)
         self.env.actions = list(actions)
         acting = self.wrap_env(self.env) if self.wrap_env is not None else self.env
+        if self.config.perception == "pixels":  # the agent and its answers see the frame only
+            from tools.envs.pixels import PixelEnv
+
+            acting = PixelEnv(acting)
         self.agent = RafaAgent(acting, self.llm, memory, self.config)
         self.log.write("world", seed=seed, replayed_actions=len(actions))
 
@@ -138,7 +142,8 @@ class ChatSession:
         if name == "/help":
             return ChatReply(HELP)
         if name == "/look":
-            return ChatReply(self.env.unwrapped.describe())
+            perception = self.agent.perception
+            return ChatReply(perception.describe() if perception is not None else self.env.unwrapped.describe())
         if name == "/save":
             target = arg.strip() or None
             try:
@@ -163,6 +168,8 @@ class ChatSession:
         topic = next((name for name, words in _TOPICS if any(w in lowered for w in words)), "state")
         if topic == "why":
             return self._why()
+        if self.agent.perception is not None:  # pixel mode: the VLM answers from the frame
+            return self.agent.perception.answer(question)
         world = self.env.unwrapped
         inventory = world.inventory
         memory = self.agent.memory
