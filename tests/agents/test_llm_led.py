@@ -167,3 +167,16 @@ def test_the_planner_option_is_checked():
     for agent, llm in (("greedy", "transformers:smollm2"), ("rafa", "none")):
         with pytest.raises(ValueError, match="--planner llm-led"):
             with_planner(agent, "llm-led", llm)
+
+
+def test_the_llm_led_prompts_share_the_planner_prompts_prefix_so_the_cache_covers_it():
+    from prompts import render_messages
+
+    context = {"goal": "collect wood", "state": "Inventory: empty.", "reflections": ["a lesson"], "recent": ["x: ok"]}
+    planner = render_messages("planner", options=["collect wood"], **context)
+    shared = planner[1]["content"].split("Skills you can use now")[0]
+    for task in ("propose", "predict", "value"):
+        messages = render_messages("llm_led", task=task, options=["sleep"], skill="sleep",
+                                   plan=[{"skill": "collect wood", "outcome": "it works: +1 wood"}], **context)
+        assert messages[0] == planner[0] and messages[1]["content"].startswith(shared)
+        assert "1. collect wood (it works: +1 wood)" in messages[1]["content"]
