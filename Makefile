@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 GOAL ?= make a wooden pickaxe
 SEED ?= 0
 
-.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint
+.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint rth-checkpoint
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -51,6 +51,15 @@ vla-metaworld-checkpoint: install
 	mkdir -p vla/checkpoints/hybrid-metaworld
 	cp runs/vla/hybrid-metaworld/config.json runs/vla/hybrid-metaworld/model.safetensors vla/checkpoints/hybrid-metaworld/
 	OMP_NUM_THREADS=1 $(PY) -m evals.bench_vla --env metaworld --out runs/bench/vla-metaworld.json
+
+rth-checkpoint: install
+	test -d data/crafter-skills || $(VENV)/bin/embodia collect --env crafter --episodes 3000 --out data/crafter-skills --seed 0
+	test -d data/crafter-skills-motion || cp -r data/crafter-skills data/crafter-skills-motion
+	OMP_NUM_THREADS=1 $(PY) -m tools.language_motion data/crafter-skills-motion
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --policy rth --data data/crafter-skills-motion \
+		--out runs/vla/rth-crafter --steps 1500 --batch-size 64 --seed 0 --eval-seeds ''
+	mkdir -p vla/checkpoints/rth-crafter
+	cp runs/vla/rth-crafter/config.json runs/vla/rth-crafter/model.safetensors vla/checkpoints/rth-crafter/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
