@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 GOAL ?= make a wooden pickaxe
 SEED ?= 0
 
-.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint rth-checkpoint
+.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint vlm-checkpoint rth-checkpoint
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -63,3 +63,10 @@ rth-checkpoint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+# Reproduce the shipped VLM (agents/adapters/embodia-vlm; ~20 min on 2 CPU cores, see its README.md).
+vlm-checkpoint: install
+	OMP_NUM_THREADS=1 $(PY) -m tools.vlm_data --out data/vlm-frames --worlds 30 --heldout-worlds 6 --steps 1500 --every 4
+	OMP_NUM_THREADS=1 $(PY) -m agents.vision.train --data data/vlm-frames --out runs/vlm --encoder-epochs 3 \
+		--encoder-minutes 5 --minutes 9 --steps 200 --batch 6
+	cp -r runs/vlm/encoder runs/vlm/projector runs/vlm/adapter runs/vlm/vlm.json agents/adapters/embodia-vlm/
