@@ -140,3 +140,20 @@ def test_embodia_run_with_pixel_perception_end_to_end(tmp_path: Path):
                           "transformers:smollm2", "--out", str(tmp_path / "e")], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "embodia-vlm" in bad.stdout + bad.stderr
+
+
+@pytest.mark.skipif(not SHIPPED, reason="the shipped VLM (agents/adapters/embodia-vlm) is not there")
+def test_chat_in_pixel_mode_answers_from_the_frame(tmp_path):
+    from agents.chat import ChatReply, ChatSession
+
+    session = ChatSession(None, seed=0, out_dir=tmp_path, config=RafaConfig(perception="pixels"), video=False)
+    try:
+        replies = [r.text for r in session.handle("get some wood") if isinstance(r, ChatReply)]
+        assert replies[-1].startswith("Done"), replies
+        assert isinstance(session.agent.env, PixelEnv)
+        truth = session.env.unwrapped.inventory["wood"]  # the test may look; the agent may not
+        assert [r.text for r in session.handle("how much wood do you have?")] == [str(truth)]
+        look = next(iter(session.handle("/look"))).text
+        assert look.startswith("Inventory: wood") and "Achievements: collect_wood" in look
+    finally:
+        session.close()
