@@ -21,7 +21,7 @@ LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. trans
 DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
 DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
 SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills), learned (the shipped HybridVLA policy), a "
-                                           "registered policy (hybrid) or a policy checkpoint folder")]
+                                           "registered policy (hybrid, univla, rth) or a policy checkpoint folder")]
 AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
                                            "'default': the shipped one for the embedded model; 'none': base model")]
 PerceptionOption = Annotated[str, typer.Option(help="what the planner's belief is built from: privileged (the env's "
