@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evals.metrics import summarise
-from evals.runner import EvalConfig, run_suite
+from evals.runner import EvalConfig, EvalInterrupted, run_suite
 from evals.skill_suite import mode_folder, run_skill_suite
 from evals.suite import load_suite
 from tools.io import atomic_write_json
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--modes", default="ensemble", help=f"comma-separated inference modes: {', '.join(MODES)}")
     parser.add_argument("--num-seeds", type=int, default=None, help="first N crafter-skills heldout worlds")
     parser.add_argument("--techtree-seeds", type=int, default=0, help="also run crafter-techtree on N heldout worlds")
+    parser.add_argument("--rounds", default="", help="comma-separated rounds to measure (default: all finished)")
     parser.add_argument("--runs", default=None, help="suite run folders (default RUN/bench)")
     parser.add_argument("--out", default="runs/bench/dagger.json")
     args = parser.parse_args(argv)
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = Path(args.runs) if args.runs else run / "bench"
     console = Console()
     curve = []
-    for row in rounds_of(run):
+    wanted = {int(r) for r in args.rounds.split(",") if r.strip()}
+    for row in (r for r in rounds_of(run) if not wanted or r["round"] in wanted):
         folder = runs / f"round-{row['round']:02d}"
         for mode in modes:
             suite = run_skill_suite(str(mode_folder(row["policy"], mode, folder)), folder / mode,
@@ -91,4 +93,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EvalInterrupted as stopped:  # finished episodes are on disk; a rerun resumes them
+        print(f"stopped ({stopped}): {stopped.saved}/{stopped.total} episodes of {stopped.out} saved; rerun to resume")
+        raise SystemExit(stopped.exit_code) from None
