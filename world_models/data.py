@@ -244,6 +244,25 @@ def write_shard(path: Path, episodes: list[dict[str, np.ndarray]], indices: list
     return write_dataset_shard(path, [to_buffer(e, instruction) for e in episodes], indices=indices)
 
 
+def shard_plan(cfg: CollectConfig) -> list[tuple[Path, list[int]]]:
+    """Every shard of ``cfg``: its path and its world seeds (= episode indices); shards are independent jobs."""
+    return [(cfg.out / "data" / f"shard-{cfg.seed + first:05d}.parquet",
+             [cfg.seed + i for i in range(first, min(cfg.episodes, first + cfg.episodes_per_shard))])
+            for first in range(0, cfg.episodes, cfg.episodes_per_shard)]
+
+
+def collect_shard(cfg: CollectConfig, path: Path, seeds: list[int], drive: EpisodeDriver | None = None,
+                  progress: Iterator[None] | None = None) -> Path:
+    """Collect the episodes of ``seeds`` and write them as the shard ``path``."""
+    episodes = []
+    for seed in seeds:
+        episodes.append(collect_episode(seed, cfg, drive))
+        if progress is not None:
+            next(progress, None)
+    write_shard(path, episodes, seeds, _INSTRUCTIONS[cfg.driver])
+    return path
+
+
 def collect(cfg: CollectConfig, progress: Iterator[None] | None = None,
             drive: EpisodeDriver | None = None) -> list[Path]:
     """Collect ``cfg.episodes`` episodes into dataset shards under ``cfg.out``; shards on disk are kept (resumable).
@@ -257,16 +276,9 @@ def collect(cfg: CollectConfig, progress: Iterator[None] | None = None,
     atomic_write_json(cfg.out / META_FILE, meta)
     instruction = _INSTRUCTIONS[cfg.driver]
     paths = []
-    for first in range(0, cfg.episodes, cfg.episodes_per_shard):
-        path = cfg.out / "data" / f"shard-{cfg.seed + first:05d}.parquet"
-        seeds = [cfg.seed + i for i in range(first, min(cfg.episodes, first + cfg.episodes_per_shard))]
+    for path, seeds in shard_plan(cfg):
         if not path.exists():
-            episodes = []
-            for seed in seeds:
-                episodes.append(collect_episode(seed, cfg, drive))
-                if progress is not None:
-                    next(progress, None)
-            write_shard(path, episodes, seeds, instruction)
+            collect_shard(cfg, path, seeds, drive, progress)
         elif progress is not None:
             for _ in seeds:
                 next(progress, None)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from evals.executors import Executor
+    from world_models.data import CollectConfig, EpisodeDriver
 
 console = Console()
 ENVS = ("crafter", "metaworld")
@@ -42,6 +47,11 @@ def collect(
     blind: Annotated[float, typer.Option(help="world-model only (mix): chance a segment attempts a skill whose "
                                          "requirements are missing")] = 0.0,
     blind_budget: Annotated[int, typer.Option(help="world-model only: env steps of one such attempt")] = 3,
+    workers: Annotated[int, typer.Option(help="world-model only: shards collected in parallel")] = 1,
+    executor: Annotated[str, typer.Option(help="world-model only: where shards run, pool or ray (a local Ray "
+                                          "runtime of --workers CPUs, or the cluster at --address)")] = "pool",
+    address: Annotated[str | None, typer.Option(help="--executor ray: an existing cluster, HOST:PORT, "
+                                                "ray://HOST:PORT or auto")] = None,
 ) -> None:
     """Record episodes as a dataset: expert demonstrations for policies, or world-model training episodes; safe to
     rerun (shards on disk are kept)."""
@@ -57,8 +67,12 @@ def collect(
     command = shlex.join(["embodia", *sys.argv[1:]])
     if purpose == "world-model":
         _collect_world_model(out or Path("data/world_model/train"), episodes, seed, driver, steps, epsilon, blind,
-                             blind_budget)
+                             blind_budget, (executor, workers, address))
         return
+    if (executor, workers, address) != ("pool", 1, None):
+        raise typer.BadParameter("parallel collection (--workers, --executor, --address) is built for --for "
+                                 "world-model only; policy datasets number episodes in collection order",
+                                 param_hint="--executor")
     out = out or Path("data/crafter-skills" if env == "crafter" else "data/metaworld")
     seed = seed or 0
     columns = (TextColumn("[bold]collect {task.fields[world]}"), BarColumn(), MofNCompleteColumn(),
@@ -86,8 +100,10 @@ def collect(
 
 
 def _collect_world_model(out: Path, episodes: int, seed: int | None, driver: str, steps: int, epsilon: float,
-                         blind: float, blind_budget: int) -> None:
-    """World-model episodes (``world_models.data``); the agent driver is composed here, above both layers."""
+                         blind: float, blind_budget: int, parallel: tuple[str, int, str | None]) -> None:
+    """World-model episodes (``world_models.data``); the agent driver and the executor are composed here, above
+    the layers they come from. Shards are independent jobs (episode index = world seed), so a parallel collection
+    writes the same files as a sequential one."""
     from world_models.data import TRAIN_SEED, CollectConfig
     from world_models.data import collect as collect_episodes
 
@@ -99,7 +115,59 @@ def _collect_world_model(out: Path, episodes: int, seed: int | None, driver: str
     drive = None
     if driver == "agent":
         from agents.collect import drive_with_agent as drive
+    executor_kind, workers, address = parallel
+    if (executor_kind, workers) != ("pool", 1) or address is not None:
+        from evals.executors import ExecutorError, make_executor
+
+        try:
+            pool = make_executor(executor_kind, workers, address=address, threads=1)
+            if executor_kind == "ray":  # Ray absent, or no cluster at --address: said before any work
+                from evals.executors import check_address, import_ray
+
+                import_ray()
+                if address is not None:
+                    check_address(address)
+        except ExecutorError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--executor") from exc
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"collecting {episodes} world-model episodes ({driver}, {workers} workers)",
+                                     total=episodes)
+            paths = _collect_in_parallel(cfg, pool, drive, lambda n: progress.advance(task, n))
+        console.print(f"{episodes} episodes in {len(paths)} shards from seeds {cfg.seed}-{cfg.seed + episodes - 1} → "
+                      f"{out}")
+        return
     with Progress(console=console) as progress:
         task = progress.add_task(f"collecting {episodes} world-model episodes ({driver})", total=episodes)
         paths = collect_episodes(cfg, progress=iter(lambda: progress.advance(task), object()), drive=drive)
     console.print(f"{episodes} episodes in {len(paths)} shards from seeds {cfg.seed}-{cfg.seed + episodes - 1} → {out}")
+
+
+def _shard_job(cfg: CollectConfig, drive: EpisodeDriver | None, shard: tuple[Path, list[int]]) -> Path:
+    """One parallel job (picklable): collect and write the shard ``(path, seeds)``."""
+    from world_models.data import collect_shard
+
+    return collect_shard(cfg, shard[0], shard[1], drive)
+
+
+def _collect_in_parallel(cfg: CollectConfig, executor: Executor, drive: EpisodeDriver | None,
+                         advance: Callable[[int], None]) -> list[Path]:
+    """The missing shards on ``executor``, then the card; a shard whose worker died twice is named in the error
+    raised once the others are on disk (a rerun collects just it)."""
+    import functools
+
+    from evals.executors import WorkerLost
+    from world_models.data import collect, shard_plan
+
+    done = [seeds for path, seeds in shard_plan(cfg) if path.exists()]
+    advance(sum(map(len, done)))
+    missing = [(path, seeds) for path, seeds in shard_plan(cfg) if not path.exists()]
+    lost = []
+    for (path, seeds), value in executor.map(functools.partial(_shard_job, cfg, drive), missing):
+        if isinstance(value, WorkerLost):
+            lost.append(f"{path.name} ({value.error})")
+        advance(len(seeds))
+    if lost:
+        console.print(f"[red]{len(lost)} shard(s) not collected: {'; '.join(lost)}[/]; rerun the same command to "
+                      "collect them (the shards on disk are kept)", markup=True)
+        raise typer.Exit(1)
+    return collect(cfg, drive=drive)  # every shard exists now: this writes the metadata and the card only

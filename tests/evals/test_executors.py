@@ -149,3 +149,26 @@ def test_ray_run_killed_with_kill_9_resumes_without_losing_or_duplicating(tmp_pa
     keys = [r["episode"] for r in after]
     assert len(keys) == len(set(keys)) == 6
     assert after[: len(before)] == before
+
+
+@pytest.mark.parametrize("executor", ["pool", "ray"])
+def test_parallel_world_model_collection_writes_the_sequential_dataset(tmp_path, executor):
+    if executor == "ray":
+        pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'embodia[ray]'")
+    import pyarrow.parquet as pq
+
+    args = ["collect", "--for", "world-model", "--episodes", "12", "--steps", "20"]
+    sequential = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "one")])
+    parallel = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "two"), "--workers", "2",
+                                        "--executor", executor])
+    assert sequential.exit_code == parallel.exit_code == 0, sequential.output + parallel.output
+    shards = sorted(p.name for p in (tmp_path / "one" / "data").glob("*.parquet"))
+    assert shards == sorted(p.name for p in (tmp_path / "two" / "data").glob("*.parquet")) and len(shards) == 2
+    for name in shards:
+        assert pq.read_table(tmp_path / "one" / "data" / name).equals(pq.read_table(tmp_path / "two" / "data" / name))
+    assert (tmp_path / "two" / "README.md").is_file()
+
+
+def test_parallel_collection_of_policy_datasets_is_refused(tmp_path):
+    result = CliRunner().invoke(app, ["collect", "--workers", "2", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "world-model only" in " ".join(result.output.split()), result.output
