@@ -80,8 +80,8 @@ def build_app(pool: SessionPool, history_roots: list[Path], imagine: bool) -> gr
                 continue
             shown, last = session.live.frames if session.live else -1, time.perf_counter()
             yield chat, session.live.frame if session.live else gr.skip(), imagined_frame(session), \
-                status_markdown(session.chat.env.unwrapped, True), ""
-        yield chat, *view(session), ""
+                status_markdown(session.chat.env.unwrapped, True), gr.skip()  # the box may hold the next line
+        yield chat, *view(session), gr.skip()
 
     def interrupt(request: gr.Request) -> None:
         found = pool.sessions.get(request.session_hash or "anonymous")

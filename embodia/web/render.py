@@ -18,7 +18,7 @@ from agents.steps import ActionStep, FinalStep, PlanningStep, Step
 from tools.envs.crafter import ACHIEVEMENTS, ITEM_NAMES
 from tools.skills.specs import SKILLS
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")  # what would format, link or make a table
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 Message = dict[str, Any]
 

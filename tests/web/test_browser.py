@@ -59,8 +59,8 @@ def test_interrupt_keeps_world_then_save_and_load(page: Page, server: tuple[str,
 def test_hostile_input_is_answered_and_only_tools_run(page: Page, server: tuple[str, Path]) -> None:
     page.send("   ")
     page.wait(lambda: page.replied("Type a goal or a question first"), 30)
-    page.send("wood " * 20_000)  # 100 kB
-    page.wait(lambda: page.replied("too long"), 60)
+    page.send("wood" * 25_000)  # 100 kB
+    page.wait(lambda: page.replied("100,000 characters long"), 60)
     page.send("收集木头 🌲 <b>bold</b> [link](http://example.com)")
     page.wait(lambda: len(page.messages()) >= 6, 60)
     assert "<b>bold</b>" in page.messages()[-2] or "<b>bold</b>" in page.messages()[-3]  # shown literally
@@ -82,7 +82,7 @@ def test_sessions_are_bounded_and_idle_ones_freed(tmp_path: Path, browser: objec
         url = f"http://127.0.0.1:{port}/"
         first = Page(browser, url).open()
         first.send("what do you have?")
-        first.wait(lambda: first.replied("?") or len(first.messages()) >= 3, 60)
+        first.wait(lambda: first.messages()[-1].startswith("I have"), 60)  # its session holds the one slot
         other = Page(second, url).open()
         other.send("what do you have?")
         other.wait(lambda: other.replied("the server is full"), 30)
@@ -91,7 +91,7 @@ def test_sessions_are_bounded_and_idle_ones_freed(tmp_path: Path, browser: objec
         count = len(other.messages())
         other.send("what do you have?")
         other.wait(lambda: len(other.messages()) >= count + 2, 30)
-        assert not other.replied("the server is full"), other.messages()[-2:]
+        assert other.messages()[-1].startswith("I have"), other.messages()[-2:]
     finally:
         second.quit()
         stop_server(process)
