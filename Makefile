@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 GOAL ?= make a wooden pickaxe
 SEED ?= 0
 
-.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint vlm-checkpoint rth-checkpoint
+.PHONY: install demo test lint bench clean vla-checkpoint vla-metaworld-checkpoint vlm-checkpoint univla-checkpoint rth-checkpoint
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -51,6 +51,21 @@ vla-metaworld-checkpoint: install
 	mkdir -p vla/checkpoints/hybrid-metaworld
 	cp runs/vla/hybrid-metaworld/config.json runs/vla/hybrid-metaworld/model.safetensors vla/checkpoints/hybrid-metaworld/
 	OMP_NUM_THREADS=1 $(PY) -m evals.bench_vla --env metaworld --out runs/bench/vla-metaworld.json
+
+# Reproduce the shipped UniVLA Crafter checkpoint (vla/checkpoints/univla-crafter; ~25 min on 2 busy CPU cores):
+# random-policy episodes (actions removed), the four stages on data/crafter-skills with 10% of its labels,
+# HybridVLA on the same 10%, then the comparison (runs/bench/univla.json).
+univla-checkpoint: install
+	test -d data/crafter-skills || $(VENV)/bin/embodia collect --env crafter --episodes 3000 --out data/crafter-skills --seed 0
+	OMP_NUM_THREADS=1 $(PY) -m vla.univla.rollouts --out data/crafter-random --worlds 30 --steps 150
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --policy univla --data data/crafter-skills \
+		--unlabelled-data data/crafter-random --label-fraction 0.1 --out runs/univla/crafter \
+		--steps 300 --batch-size 48 --warmup-steps 20 --seed 0 --eval-seeds ''
+	mkdir -p vla/checkpoints/univla-crafter
+	cp runs/univla/crafter/config.json runs/univla/crafter/model.safetensors vla/checkpoints/univla-crafter/
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --policy hybrid --data data/crafter-skills --max-rows 2101 \
+		--out runs/univla/hybrid-10pct --steps 600 --batch-size 48 --warmup-steps 20 --seed 0 --eval-seeds ''
+	OMP_NUM_THREADS=1 $(PY) -m evals.bench_univla --out runs/bench/univla.json
 
 rth-checkpoint: install
 	test -d data/crafter-skills || $(VENV)/bin/embodia collect --env crafter --episodes 3000 --out data/crafter-skills --seed 0

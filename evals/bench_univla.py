@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--univla", default="runs/univla/crafter", help="UniVLA checkpoint (10%% labels)")
     parser.add_argument("--hybrid-10", default="runs/univla/hybrid-10pct", help="HybridVLA on the same 10%%")
     parser.add_argument("--hybrid-100", default=str(DEFAULT_CHECKPOINT), help="HybridVLA on 100%% (the shipped one)")
-    parser.add_argument("--seeds", default="2000-2007")
+    parser.add_argument("--seeds", default="2000-2003")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--skills", default=DEFAULT_SKILLS, help="comma-separated; '' = every skill")
     parser.add_argument("--out", default="runs/bench/univla.json")
