@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,12 @@ def main() -> None:
     parser.add_argument("--correction-eval-seeds", default="2000-2005", help="held-out worlds for before/after")
     parser.add_argument("--finetune-steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--replay", default="data/crafter-skills-motion",
+                        help="demonstrations mixed into the fine-tuning ('' = the corrections alone)")
+    parser.add_argument("--share", type=float, default=0.25, help="the corrections' share of the mixed rows")
+    parser.add_argument("--reuse-corrections", action="store_true",
+                        help="skip stages 1-2's collection: fine-tune on the intervention data already in --work "
+                        "(the skill from --skill)")
     parser.add_argument("--work", default="runs/bench/rth", help="intervention data and the fine-tuned policy")
     parser.add_argument("--out", default="runs/bench/rth.json")
     args = parser.parse_args()
@@ -114,33 +121,43 @@ def main() -> None:
     result: dict[str, Any] = {"command": "python -m evals.bench_rth " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
 
-    # --- 1. skills ---------------------------------------------------------------------------
-    started = time.perf_counter()
-    table = compare_skills({"rth": LearnedSkillRunner(rth), "hybrid": LearnedSkillRunner(hybrid)},
-                           parse_seeds(args.seeds), args.budget, on_seed=lambda s: console.print(f"skills: world {s}"))
-    result["skills"] = with_intervals(table)
-    result["mean_skill_success"] = {label: round(mean_success(t), 3) for label, t in table.items()}
-    result["skills_seconds"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(args.out, result)
-
-    # --- 2. corrections ----------------------------------------------------------------------
-    skill = args.skill or pick_skill(table, 4)
-    rth.interventions.clear()
-    result["corrections"] = {"skill": skill, **collect_corrections(rth, skill, args.corrections,
-                                                                   args.correction_seeds, 40, args.budget)}
     data = work / "interventions"
-    for old in data.glob("data/*.parquet"):  # a rerun starts its intervention data afresh
-        old.unlink()
-    write_interventions(data, rth.interventions)
-    result["corrections"]["rows"] = len(rth.interventions)
-    finetune_motion("rth", data, work / "rth-corrected", steps=args.finetune_steps, lr=args.lr)
-    tuned = load_policy(work / "rth-corrected")
-    rth.interventions.clear()
-    before_after = compare_skills({"rth": LearnedSkillRunner(rth), "rth+corrections": LearnedSkillRunner(tuned)},
+    if args.reuse_corrections:  # stages 1-2 from the last run: only the fine-tuning and before/after again
+        result = {**json.loads(Path(args.out).read_text(encoding="utf-8")), "command": result["command"]}
+        skill = result["corrections"]["skill"]
+    else:
+        # --- 1. skills -----------------------------------------------------------------------
+        started = time.perf_counter()
+        table = compare_skills({"rth": LearnedSkillRunner(rth), "hybrid": LearnedSkillRunner(hybrid)},
+                               parse_seeds(args.seeds), args.budget,
+                               on_seed=lambda s: console.print(f"skills: world {s}"))
+        result["skills"] = with_intervals(table)
+        result["mean_skill_success"] = {label: round(mean_success(t), 3) for label, t in table.items()}
+        result["skills_seconds"] = round(time.perf_counter() - started, 1)
+        write_json_atomic(args.out, result)
+
+        # --- 2. corrections --------------------------------------------------------------------
+        skill = args.skill or pick_skill(table, 4)
+        rth.interventions.clear()
+        result["corrections"] = {"skill": skill, **collect_corrections(rth, skill, args.corrections,
+                                                                       args.correction_seeds, 40, args.budget)}
+        for old in data.glob("data/*.parquet"):  # a rerun starts its intervention data afresh
+            old.unlink()
+        write_interventions(data, rth.interventions)
+        result["corrections"]["rows"] = len(rth.interventions)
+        rth.interventions.clear()
+    label = "rth+corrections" + ("+replay" if args.replay else "")
+    tuned_dir = work / label.replace("+", "-")
+    finetune_motion("rth", data, tuned_dir, steps=args.finetune_steps, lr=args.lr, replay=args.replay or None,
+                    share=args.share)
+    tuned = load_policy(tuned_dir)
+    before_after = compare_skills({"rth": LearnedSkillRunner(rth), label: LearnedSkillRunner(tuned)},
                                   parse_seeds(args.correction_eval_seeds), args.budget, skills={skill},
                                   on_seed=lambda s: console.print(f"before/after: world {s}"))
-    result["corrections"]["before_after"] = {label: with_intervals({label: t})[label].get(skill)
-                                             for label, t in before_after.items()}
+    result["corrections"].setdefault("before_after", {}).update(
+        {name: with_intervals({name: t})[name].get(skill) for name, t in before_after.items()})
+    result["corrections"][f"finetune {label}"] = {"steps": args.finetune_steps, "lr": args.lr,
+                                                   "replay": args.replay, "share": args.share if args.replay else 1}
     write_json_atomic(args.out, result)
 
     # --- 3. speed ----------------------------------------------------------------------------

@@ -129,13 +129,16 @@ def vla(
         "fine-tunes the motion query of --from on them (--steps, --lr, --batch-size, --out apply)")] = None,
     init: Annotated[str, typer.Option("--from", help="with --interventions: the RT-H policy to fine-tune, a "
                                       "registered name (rth) or a checkpoint folder")] = "rth",
+    replay: Annotated[Path | None, typer.Option(help="with --interventions: demonstrations with language_motion "
+                                                "mixed in (a quarter of the rows are the corrections), so "
+                                                "uncorrected motions are not forgotten")] = None,
 ) -> None:
     """Train HybridVLA with the embedded SmolLM2 as its backbone (peft LoRA) on an episode dataset; with
     --interventions, fine-tune an RT-H policy's motion query on corrections typed in chat instead."""
     import resource
 
     if interventions is not None:
-        _finetune_interventions(interventions, init, out, steps, lr, batch_size, seed)
+        _finetune_interventions(interventions, init, out, steps, lr, batch_size, seed, replay)
         return
 
     from embodia.commands.train import run_vla_training, seeds_option, vla_config
@@ -164,7 +167,7 @@ def vla(
 
 
 def _finetune_interventions(interventions: Path, init: str, out: Path, steps: int, lr: float, batch_size: int,
-                            seed: int) -> None:
+                            seed: int, replay: Path | None) -> None:
     """``vla.rth.corrections.finetune_motion``; missing or unfit data or checkpoint exits 2 with the reason."""
     from tools.episode_dataset import MissingColumnsError
     from vla.base import CheckpointError
@@ -174,7 +177,8 @@ def _finetune_interventions(interventions: Path, init: str, out: Path, steps: in
     if out == Path("runs/vla/hybrid-smollm2"):  # the LoRA run's default folder is not where a policy goes
         out = Path("runs/vla/rth-corrected")
     try:
-        metrics = finetune_motion(init, interventions, out, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
+        metrics = finetune_motion(init, interventions, out, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                                  replay=replay)
     except (FileNotFoundError, CheckpointError, MissingMotionsError, MissingColumnsError, ValueError) as exc:
         console.print(f"[red]cannot fine-tune on interventions:[/] {user_text(str(exc))}")
         raise typer.Exit(2) from exc

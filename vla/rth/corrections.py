@@ -88,12 +88,38 @@ def interventions_root(folder: str | Path) -> Path:
     return root
 
 
+def replay_mix(interventions: Path, replay: str | Path, folder: Path, share: float) -> Path:
+    """An episode dataset of links: every shard of ``replay`` plus the intervention shards repeated so they are
+    about ``share`` of the rows (RT-H trains on its original data together with the corrections)."""
+    import pyarrow.parquet as pq
+
+    from tools.episode_dataset import shard_files
+
+    base, extra = shard_files(replay), sorted(interventions.glob(SHARD_GLOB))
+    rows = [sum(pq.read_metadata(f).num_rows for f in files) for files in (base, extra)]
+    repeat = max(1, round(share * rows[0] / max(1, (1 - share) * rows[1])))
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for old in data.glob("*.parquet"):
+        old.unlink()
+    for f in base:
+        (data / f"replay-{f.name}").symlink_to(f.resolve())
+    for k in range(repeat):
+        for f in extra:
+            (data / f"interventions-{k:04d}-{f.name}").symlink_to(f.resolve())
+    return folder
+
+
 def finetune_motion(init: str | Path, interventions: str | Path, out: str | Path, *, steps: int = 200,
-                    lr: float = 3e-4, batch_size: int = 32, seed: int = 0) -> dict[str, Any]:
+                    lr: float = 3e-4, batch_size: int = 32, seed: int = 0, replay: str | Path | None = None,
+                    share: float = 0.25) -> dict[str, Any]:
     """Fine-tune the motion query of the RT-H checkpoint ``init`` on intervention data; writes ``out``.
 
     Only the motion query token and head train (``trainable="motion"``), with ``vla.train.train`` (its
-    checkpoints, resume and metrics). The saved checkpoint keeps ``init``'s skill list and trains fully again.
+    checkpoints, resume and metrics). With ``replay`` (the demonstrations, with ``language_motion``) the
+    corrections are mixed into it at about ``share`` of the rows, so the motions the person never had to
+    correct are not forgotten (on corrections alone the motion query unlearns them: ``vla/README.md``). The
+    saved checkpoint keeps ``init``'s skill list and trains fully again.
     """
     import pyarrow.parquet as pq
 
@@ -105,7 +131,8 @@ def finetune_motion(init: str | Path, interventions: str | Path, out: str | Path
         raise ValueError(f"{init} is a {base.name!r} policy; interventions fine-tune an RT-H (rth) checkpoint")
     root = interventions_root(interventions)
     rows = sum(pq.read_metadata(s).num_rows for s in root.glob(SHARD_GLOB))
-    cfg = TrainConfig(data=str(root), out=str(out), policy=replace(base.config, trainable="motion", dropout=0.0),
+    data = replay_mix(root, replay, Path(out) / "mix", share) if replay else root
+    cfg = TrainConfig(data=str(data), out=str(out), policy=replace(base.config, trainable="motion", dropout=0.0),
                       steps=steps, batch_size=max(1, min(batch_size, rows)), lr=lr, warmup_steps=min(10, steps),
                       seed=seed, val_every=10**9, checkpoint_every=steps, eval_seeds=(),
                       init=str(checkpoint_of(init)))
@@ -114,7 +141,8 @@ def finetune_motion(init: str | Path, interventions: str | Path, out: str | Path
     tuned.config = replace(tuned.config, trainable="all", dropout=base.config.dropout,
                            instructions=tuple(sorted(set(base.config.instructions) | set(tuned.config.instructions))))
     tuned.save_pretrained(out)
-    metrics["interventions"] = {"folder": str(root), "rows": rows, "init": str(init)}
+    metrics["interventions"] = {"folder": str(root), "rows": rows, "init": str(init), "replay": str(replay or ""),
+                                "share": share if replay else 1.0}
     metrics["config"]["policy"] = asdict(tuned.config)
     return metrics
 
