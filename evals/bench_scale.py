@@ -5,9 +5,9 @@ start-up cost, and VLA training samples/s under ``accelerate launch`` with 1 and
     python -m evals.bench_scale --quick --out runs/bench/scale.json  # fewer episodes and steps
 
 Prints a table, writes JSON, and states the projection to a cluster as a formula of these measurements:
-``wall(N episodes, C workers) ≈ T_start + N / (C · r1 · e)``, with ``r1`` one worker's episodes/s and ``e``
-the parallel efficiency measured at two workers (``r2 / (2 · r1)``, an optimistic bound for C > 2 only if the
-cores per worker stay the same).
+``wall(N episodes, C workers) ≈ T_start + N / (C · r1 · e)``, with ``r1`` one worker's episodes/s, ``e`` the
+parallel efficiency measured at two workers (``r2 / (2 · r1)``; here 2 workers share 2 cores with the driver,
+so e is a pessimistic value for nodes with a core per worker) and ``T_start`` Ray's start-up.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def small_dataset(data: str, folder: Path, shards: int = 6) -> Path:
 
 
 def projection(rates: dict[tuple[str, int], float], startup: float) -> dict[str, Any]:
-    """``wall ≈ T_start + N / (C · r1 · e)`` with the numbers measured here."""
-    r1, r2 = rates[("ray", 1)], rates[("ray", 2)]
+    """``wall ≈ T_start + N / (C · r1 · e)`` with the numbers measured here: ``r1``, ``e`` from the pool (Ray's
+    rows include its start-up), ``T_start`` Ray's init + first task + shutdown."""
+    r1, r2 = rates[("pool", 1)], rates[("pool", 2)]
     efficiency = r2 / (2 * r1)
     return {"formula": "wall_s(N, C) = T_start + N / (C * r1 * e)", "T_start_s": startup, "r1_episodes_per_s": r1,
             "e": round(efficiency, 3),
