@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work)
     rth, hybrid = load_policy("rth"), load_policy("hybrid")
-    result: dict[str, Any] = {"command": "python -m evals.bench_rth " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
+    result: dict[str, Any] = {"command": " ".join(["python -m evals.bench_rth", *sys.argv[1:]]),
+                              "args": vars(args)}
 
     data = work / "interventions"
     if args.reuse_corrections:  # stages 1-2 from the last run: only the fine-tuning and before/after again
