@@ -94,6 +94,9 @@ def test_save_load_round_trip_through_the_registry(tmp_path):
     assert torch.equal(loaded.action_logits(batch, ["collect wood"] * 2),
                        policy.action_logits(batch, ["collect wood"] * 2))
     assert 0 <= loaded.act(obs, "collect wood") < 17
+    shipped = load_policy("univla")  # the shipped checkpoint: --skills univla
+    assert isinstance(shipped, UniVLAPolicy) and shipped.config.stage == "decoder"
+    assert 0 <= shipped.act(obs, "collect wood") < 17
 
 
 def test_lam_checkpoint_with_another_codebook_or_frame_size_names_both(tmp_path):
