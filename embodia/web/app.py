@@ -99,8 +99,12 @@ def build_app(pool: SessionPool, history_roots: list[Path], imagine: bool) -> gr
         chat = list(chat or [])
         try:
             session = session_of(request)
-            with session.busy:  # a save between two steps would split a skill; wait for the line to end
+            if not session.busy.acquire(blocking=False):  # a save mid-skill would split it
+                return say(chat, "a goal is running: press Interrupt or wait for it to end, then Save"), None
+            try:
                 target = save_zip(session.chat)
+            finally:
+                session.busy.release()
         except (SessionsFull, OSError) as exc:
             return say(chat, f"cannot save: {safe(exc)} — nothing was lost"), None
         return say(chat, f"saved memory and world to {safe(target)} (download "
