@@ -61,10 +61,10 @@ def test_config_without_or_with_an_unknown_type_names_the_file(checkpoint):
     (checkpoint / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"config.json has no 'policy_type'; registered policy types: hybrid"):
         load_policy(checkpoint)
-    (checkpoint / "config.json").write_text(json.dumps({**config, "policy_type": "rth"}))
-    with pytest.raises(CheckpointError, match=r"config.json names policy type 'rth'"):
+    (checkpoint / "config.json").write_text(json.dumps({**config, "policy_type": "gato"}))
+    with pytest.raises(CheckpointError, match=r"config.json names policy type 'gato'"):
         load_policy(checkpoint)
-    with pytest.raises(CheckpointError, match=r"a 'rth' policy checkpoint, not 'hybrid'"):
+    with pytest.raises(CheckpointError, match=r"a 'gato' policy checkpoint, not 'hybrid'"):
         HybridVLAPolicy.from_pretrained(checkpoint)
 
 
