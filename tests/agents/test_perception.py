@@ -62,7 +62,8 @@ def test_encoder_reads_the_inventory_of_real_held_out_frames_after_a_short_run()
 
     torch.set_num_threads(1)
     frames = collect([10_000, 10_001, 10_002], steps=500, every=2)
-    encoder = train_encoder(frames, VLMTrainConfig(encoder_epochs=6, encoder_minutes=1.5), log=lambda _: None)
+    encoder = train_encoder(frames, VLMTrainConfig(encoder_epochs=12, encoder_batch=32, encoder_minutes=3),
+                            log=lambda _: None)
     held = collect([20_000], steps=300, every=10)  # a world never trained on
     rich = [i for i in range(len(held)) if sum(held.inventory[i][4:]) > 0]  # frames holding items
     assert rich, "the held-out world should reach frames with items"
