@@ -98,28 +98,34 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     pytest.importorskip("sse_starlette", reason="install embodia[llamacpp] (llama-cpp-python[server])")
     pytest.importorskip("openai", reason="install embodia[openai]")
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log_path = tmp_path_factory.mktemp("server") / "server.log"  # a file: llama.cpp's load log fills a pipe
+    log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "agents.llm.llamacpp_server", "--model", "smollm2",
                              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--n_threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(120):
+        deadline = time.monotonic() + 240  # imports + model load; minutes on a busy 2-core machine
+        while True:
             try:
-                urllib.request.urlopen(f"{url}/models", timeout=1)
+                urllib.request.urlopen(f"{url}/models", timeout=2)
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
+                    pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not answer GET /v1/models within 240 s")
                 time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
 
 
 @pytest.mark.slow
