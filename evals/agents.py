@@ -40,7 +40,9 @@ agent (rafa, greedy, open-loop and their variants) reads privileged state too:
   find their targets and routes (``tools/skills``); ``--skills learned`` acts from pixels instead;
 * its skill model and critic know every skill's requirements and effects (crafter's data.yaml).
 
-So the gap between the oracle and these agents measures planning, not perception.
+So the gap between the oracle and these agents measures planning, not perception. ``--perception pixels``
+replaces the first point: the belief comes from the frame alone (``agents.perception``, the README's
+Perception section), and with ``--skills learned`` too the planner and the policy see only pixels.
 """
 
 from __future__ import annotations
