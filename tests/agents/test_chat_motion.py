@@ -24,8 +24,9 @@ def rth_checkpoint(tmp_path_factory):
     episodes, _ = run_chain(0, ("collect wood",) * 3 + ("place table",))
     write_shard(root / "data" / "seed-000000.parquet", episodes)
     out = tmp_path_factory.mktemp("rth")
-    train(TrainConfig(data=str(root), out=str(out), policy=RTHConfig(d_model=32, n_layers=1, n_heads=2), steps=10,
-                      batch_size=8, warmup_steps=1, val_every=3, checkpoint_every=10, eval_seeds=()))
+    with torch.random.fork_rng():  # train() seeds torch globally; later tests' unseeded fixtures must not see it
+        train(TrainConfig(data=str(root), out=str(out), policy=RTHConfig(d_model=32, n_layers=1, n_heads=2),
+                          steps=10, batch_size=8, warmup_steps=1, val_every=3, checkpoint_every=10, eval_seeds=()))
     return out
 
 

@@ -20,9 +20,10 @@ TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
 def trained(tiny_dataset, tmp_path_factory):
     """A tiny RT-H trained for a few steps on one real Crafter world (the collector's language motions)."""
     out = tmp_path_factory.mktemp("rth")
-    metrics = train(TrainConfig(data=str(tiny_dataset), out=str(out), policy=RTHConfig(**TINY), steps=40,
-                                batch_size=16, lr=3e-3, warmup_steps=2, val_every=4, checkpoint_every=40,
-                                eval_seeds=()))
+    with torch.random.fork_rng():  # train() seeds torch globally; later tests' unseeded fixtures must not see it
+        metrics = train(TrainConfig(data=str(tiny_dataset), out=str(out), policy=RTHConfig(**TINY),
+                                    steps=40, batch_size=16, lr=3e-3, warmup_steps=2, val_every=4,
+                                    checkpoint_every=40, eval_seeds=()))
     return out, metrics
 
 
