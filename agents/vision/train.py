@@ -12,7 +12,6 @@ reproduces the shipped ``agents/adapters/embodia-vlm``.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ import torch
 from agents.vision.encoder import VisionEncoder, batch_labels
 from agents.vision.vlm import EmbodiaVLM, Projector, base_lm
 from tools.lora import LoraSettings, add_lora
+from tools.train_state import warmup_cosine
 from tools.vlm_data import FrameSet, qa_pairs
 
 
@@ -58,10 +58,11 @@ class VLMTrainConfig:
 
 
 def _decay(optimizer: torch.optim.Optimizer, lr: float, step: int, steps: int, started: float, minutes: float) -> bool:
-    """Cosine learning rate over the fraction of steps or time spent, whichever is larger; False when spent."""
+    """``tools.train_state.warmup_cosine`` over the share of steps or of time spent, whichever is larger;
+    False once either is spent."""
     done = max(step / steps, (time.perf_counter() - started) / (60 * minutes))
     for group in optimizer.param_groups:
-        group["lr"] = lr * min(1.0, (step + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        group["lr"] = warmup_cosine(lr, 10, steps, max(step, round(min(done, 1.0) * steps)))
     return done < 1.0
 
 
