@@ -158,7 +158,7 @@ def test_missing_package_names_pip_command(tmp_path: Path) -> None:
 
 
 def test_make_llm_rejects_unknown_backend() -> None:
-    with pytest.raises(ValueError, match="valid backends: .*transformers") as err:
+    with pytest.raises(ValueError, match=r"valid backends: .*transformers") as err:
         make_llm("nonsense:model")
     assert all(name in str(err.value) for name in BACKENDS)
     with pytest.raises(ValueError, match="BACKEND:MODEL"):
