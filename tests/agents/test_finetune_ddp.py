@@ -1,4 +1,4 @@
-"""The LoRA planner trainer under DDP: two real processes over gloo (``accelerate.debug_launcher``).
+"""The LoRA planner trainer under DDP: two real processes over gloo (``tests.ddp.spawn_launcher``).
 
 ``agents.finetune.batch_stream`` deals each step's packed batches round-robin to the ranks; a two-process
 run stopped after step 2 and resumed ends at the uninterrupted two-process run's adapter weights.
@@ -6,12 +6,12 @@ run stopped after step 2 and resumed ends at the uninterrupted two-process run's
 
 import pytest
 import torch
-from accelerate import debug_launcher
 from safetensors.torch import load_file
 
 from agents.finetune import TrainConfig, latest_checkpoint, train
 from agents.llm.adapters import ADAPTER_WEIGHTS
 from tests.agents.test_finetune import CONFIG, examples, fresh_lora, llm, one_thread, token_sets, traces  # noqa: F401
+from tests.ddp import spawn_launcher
 
 DDP = TrainConfig(**{**CONFIG.__dict__, "batch_tokens": 128})
 
@@ -20,7 +20,7 @@ def _train(llm, train_ids, heldout_ids, out, stop_after, resume) -> None:  # noq
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)  # forked: forget the parent's one-process state
+    AcceleratorState._reset_state(reset_partial_state=True)  # a fresh process: no one-process state left over
     torch.set_num_threads(1)
     train(fresh_lora(llm), train_ids, heldout_ids, DDP, out, resume=resume, stop_after=stop_after,
           accelerator=Accelerator(cpu=True))
@@ -29,9 +29,9 @@ def _train(llm, train_ids, heldout_ids, out, stop_after, resume) -> None:  # noq
 @pytest.mark.slow
 def test_two_process_lora_resume_ends_at_the_uninterrupted_weights(tmp_path, token_sets, llm):  # noqa: F811
     train_ids, heldout_ids = token_sets
-    debug_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "full", None, False), num_processes=2)
-    debug_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "resumed", 2, False), num_processes=2)
-    debug_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "resumed", None, True), num_processes=2)
+    spawn_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "full", None, False), num_processes=2)
+    spawn_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "resumed", 2, False), num_processes=2)
+    spawn_launcher(_train, (llm, train_ids, heldout_ids, tmp_path / "resumed", None, True), num_processes=2)
     expected = load_file(latest_checkpoint(tmp_path / "full") / ADAPTER_WEIGHTS)
     got = load_file(latest_checkpoint(tmp_path / "resumed") / ADAPTER_WEIGHTS)
     assert latest_checkpoint(tmp_path / "resumed").name == "step-0000004"

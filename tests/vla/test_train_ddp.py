@@ -1,4 +1,4 @@
-"""The VLA trainer under DDP: two real processes over gloo (``accelerate.debug_launcher``) on real collected rows.
+"""The VLA trainer under DDP: two real processes over gloo (``tests.ddp.spawn_launcher``) on real collected rows.
 
 Two processes at batch 4 see the rows one process sees at batch 8 (each row once per epoch across ranks), so
 they train to nearly the same weights — not exactly: each rank draws its own diffusion noise. A two-process
@@ -8,9 +8,9 @@ run resumed from its checkpoint repeats the uninterrupted two-process run exactl
 from dataclasses import replace
 
 import torch
-from accelerate import debug_launcher
 from safetensors.torch import load_file
 
+from tests.ddp import spawn_launcher
 from tools import train_state
 from vla.base import WEIGHTS_FILE
 from vla.data import load_frames, split_by_episode
@@ -33,7 +33,7 @@ def config(dataset, out, **overrides) -> TrainConfig:
 def _train(cfg: TrainConfig) -> None:
     from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)  # forked: forget the parent's one-process state
+    AcceleratorState._reset_state(reset_partial_state=True)  # a fresh process: no one-process state left over
     torch.set_num_threads(1)
     train(cfg)
 
@@ -60,16 +60,16 @@ def test_ranks_split_each_global_batch_and_a_resume_skips_exactly_the_steps_made
 
 def test_two_processes_match_one_at_the_same_global_batch_and_resume_exactly(tiny_dataset, tmp_path):
     train(config(tiny_dataset, tmp_path / "one"))
-    debug_launcher(_train, (config(tiny_dataset, tmp_path / "two", batch_size=4),), num_processes=2)
+    spawn_launcher(_train, (config(tiny_dataset, tmp_path / "two", batch_size=4),), num_processes=2)
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     distance = torch.cat([(one[k] - two[k]).flatten() for k in one]).norm()
     size = torch.cat([one[k].flatten() for k in one]).norm()
     assert distance / size < TOLERANCE, f"relative distance {distance / size:.4f}"
 
     half = config(tiny_dataset, tmp_path / "resumed", batch_size=4, steps=STEPS // 2)  # stopped mid-epoch
-    debug_launcher(_train, (half,), num_processes=2)
+    spawn_launcher(_train, (half,), num_processes=2)
     assert train_state.read_state(tmp_path / "resumed" / CHECKPOINT_DIR)["step"] == STEPS // 2
-    debug_launcher(_train, (replace(half, steps=STEPS, resume=True),), num_processes=2)
+    spawn_launcher(_train, (replace(half, steps=STEPS, resume=True),), num_processes=2)
     assert train_state.read_state(tmp_path / "resumed" / CHECKPOINT_DIR)["step"] == STEPS
     resumed = _weights(tmp_path / "resumed")
     for key in two:
