@@ -31,7 +31,9 @@ def test_a_line_streams_steps_and_interrupt_keeps_the_world(tmp_path: Path) -> N
     assert isinstance(seen[-1], ChatReply) and seen[-1].text == INTERRUPTED
     assert not any(isinstance(i, FinalStep) for i in seen)
     assert session.chat.env.unwrapped.steps > steps_before and session.chat.env.unwrapped.inventory["wood"] >= 1
-    assert session.live is not None and session.live.frames > 0 and session.frame().shape == (256, 256, 3)
+    # renders during a line are time-based (at most --fps a second), so an idle machine may finish both lines
+    # inside one period; between lines the page's request renders the world as it is now
+    assert session.live is not None and session.frame().shape == (256, 256, 3) and session.live.frames > 0
     session.close()
 
 
