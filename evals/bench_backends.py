@@ -16,18 +16,17 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from evals.bench_llm import OPTIONS, planner_messages
+from tools.serving import free_port, wait_until_serving
 
 STORY = [{"role": "user", "content": "Write a long story about a robot who learns to farm."}]
 
@@ -35,12 +34,6 @@ STORY = [{"role": "user", "content": "Write a long story about a robot who learn
 def _stats(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     return {"median_ms": statistics.median(ms), "p95_ms": ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load(backend: str, threads: int):
@@ -58,17 +51,12 @@ def _load(backend: str, threads: int):
     if backend == "openai":
         from agents.llm.openai_backend import OpenAILLM
 
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "agents.llm.llamacpp_server", "--model", "smollm2",
                                    "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
                                    "--n_threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.25)
+        wait_until_serving(server, f"{url}/models", timeout=240, name="llamacpp_server")
         return OpenAILLM("smollm2", url), server
     raise SystemExit(f"unknown backend {backend!r}: transformers, llamacpp or openai")
 

@@ -15,19 +15,18 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from tools.io import atomic_write_json
+from tools.serving import free_port, wait_until_serving
 
 
 def _tree_rss(pids: list[int]) -> int:
@@ -68,27 +67,12 @@ def _run_eval(command: list[str], extra_pids: list[int]) -> dict[str, Any]:
             "successes": sum(bool(r.get("success")) for r in records), "peak_rss_mb": round(peak[0] / 2**20)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_server(port: int, log: Path, threads: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "agents.llm.llamacpp_server", "--model", "smollm2", "--model_alias", "smollm2",
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_ctx", "2048"]
     server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited {server.returncode}; see {log}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError(f"the server did not answer within 240 s; see {log}")
+    wait_until_serving(server, f"http://127.0.0.1:{port}/v1/models", timeout=240, log=log, name="llamacpp_server")
+    return server
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -104,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "--num-seeds", str(args.num_seeds), "--workers", str(args.workers), "--threads", "1", "--video", "none"]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     rows = {"in-process": _run_eval([*base, "--llm", "transformers:smollm2", "--out", str(folder / "local")], [])}
-    port = _free_port()
+    port = free_port()
     server = _start_server(port, folder / "server.log", args.server_threads)
     try:
         url = f"openai:smollm2@http://127.0.0.1:{port}/v1"

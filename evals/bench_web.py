@@ -15,15 +15,15 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tools.serving import free_port, wait_until_serving
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,12 +50,6 @@ def missing_browser() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_server(port: int, out: Path, *extra: str, timeout: float = 120.0) -> subprocess.Popen:
     """``embodia serve --llm none`` on ``port``, returned once the page answers (its output in out/serve.log)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -64,17 +58,9 @@ def start_server(port: int, out: Path, *extra: str, timeout: float = 120.0) -> s
     server = subprocess.Popen([sys.executable, "-m", "embodia", "serve", "--llm", "none", "--port", str(port),
                                "--out", str(out / "sessions"), "--history", str(out), *extra],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"embodia serve exited {server.returncode}: {(out / 'serve.log').read_text()}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
-            return server
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError(f"embodia serve did not answer within {timeout:.0f} s")
+    wait_until_serving(server, f"http://127.0.0.1:{port}/", timeout=timeout, log=out / "serve.log",
+                       name="embodia serve")
+    return server
 
 
 def stop_server(server: subprocess.Popen) -> None:

@@ -8,17 +8,12 @@ picklable (module-level functions, tensors, configs). A free port per launch let
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
+from tools.serving import free_port
 
 
 def spawn_launcher(function: Callable[..., Any], args: tuple = (), num_processes: int = 2) -> None:
@@ -28,8 +23,8 @@ def spawn_launcher(function: Callable[..., Any], args: tuple = (), num_processes
 
     # torch's file rendezvous deletes its file when done, so it lives in a folder of its own
     with tempfile.TemporaryDirectory() as folder, patch_environment(
-        world_size=num_processes, master_addr="127.0.0.1", master_port=_free_port(), accelerate_mixed_precision="no",
-        accelerate_debug_rdv_file=str(Path(folder) / "rendezvous"), accelerate_use_cpu="yes",
-        gloo_socket_ifname="lo", omp_num_threads="1",
+        world_size=num_processes, master_addr="127.0.0.1", master_port=str(free_port()),
+        accelerate_mixed_precision="no", accelerate_debug_rdv_file=str(Path(folder) / "rendezvous"),
+        accelerate_use_cpu="yes", gloo_socket_ifname="lo", omp_num_threads="1",
     ):
         start_processes(PrepareForLaunch(function, debug=True), args=args, nprocs=num_processes, start_method="spawn")

@@ -8,7 +8,6 @@ The llamacpp backend and a real llama_cpp.server are in test_llm_llamacpp.py.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ from agents.llm.base import (
     text_content,
 )
 from agents.prior import llm_prior
+from tools.serving import free_port
 
 pytest.importorskip("openai", reason="install embodia[openai]")
 
@@ -93,12 +93,6 @@ class FakeServer:
 
 
 FAST = OpenAIConfig(timeout_s=5, connect_timeout_s=1, retries=2, backoff_s=0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------- spec + table

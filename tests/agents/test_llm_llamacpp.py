@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ pytest.importorskip("llama_cpp", reason="install embodia[llamacpp]")
 from agents.llm import make_llm
 from agents.llm.llamacpp_backend import LlamaCppLLM
 from tools.models.smollm2 import embedded_model_dir, find_embedded_gguf
+from tools.serving import free_port
 
 OPTIONS = [" collect wood", " place table", " make wood pickaxe", " sleep", " drink water"]
 
@@ -91,17 +91,11 @@ def test_too_long_a_prompt_is_refused_before_decoding(llm):
 
 
 # ------------------------------------------------------------------------- a real llama_cpp.server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     pytest.importorskip("sse_starlette", reason="install embodia[llamacpp] (llama-cpp-python[server])")
     pytest.importorskip("openai", reason="install embodia[openai]")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log_path = tmp_path_factory.mktemp("server") / "server.log"  # a file: llama.cpp's load log fills a pipe
     log = log_path.open("w")
