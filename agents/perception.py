@@ -59,7 +59,7 @@ def load_reader(llm: LLM | None, vlm: str = ""):
     own = getattr(llm, "vlm", None)
     if own is not None:
         return own.encoder
-    from agents.vision.encoder import VisionEncoder
+    from tools.models.tile_encoder import VisionEncoder
 
     folder = Path(vlm) if vlm else DEFAULT_VLM
     if not (folder / "encoder" / "model.safetensors").is_file():

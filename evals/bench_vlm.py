@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from agents.perception import DEFAULT_VLM, answer_options
-from agents.vision.encoder import readings
 from tools.envs.crafter import ACHIEVEMENTS, VITALS, daylight_phase
 from tools.io import atomic_write_json, read_jsonl
+from tools.models.tile_encoder import readings
 from tools.vlm_data import FrameSet, answer, question
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/vlm.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from agents.vision.encoder import VisionEncoder
+    from tools.models.tile_encoder import VisionEncoder
 
     frames = FrameSet.load(args.frames)
     encoder = VisionEncoder.from_pretrained(args.vlm / "encoder").eval()

@@ -58,6 +58,9 @@ class TrainConfig:
     max_rows: train and validate on the dataset's first N rows only (0 = all): short runs of slow backbones.
     init: a checkpoint folder whose weights the run starts from (fine-tuning, e.g. a DAgger round); ``policy``
         must be its config. Empty: fresh weights.
+    vision_init: a trained tile encoder folder (``tools.models.tile_encoder``; the VLM's is
+        ``agents/adapters/embodia-vlm/encoder``) copied into a fresh ``vision="tiles"`` policy; ignored with
+        ``init``, whose weights include their encoder.
     """
 
     data: str = "data/crafter-skills"
@@ -76,6 +79,7 @@ class TrainConfig:
     resume: bool = False
     max_rows: int = 0
     init: str = ""
+    vision_init: str = ""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "eval_budget"):
@@ -189,6 +193,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     policy = new_policy(replace(cfg.policy, instructions=tuple(sorted(set(frames.texts)))))
     if cfg.init:
         policy.load_weights(Path(cfg.init) / WEIGHTS_FILE)
+    elif cfg.vision_init:
+        if not hasattr(policy, "load_vision_encoder"):
+            raise ValueError(f"vision_init: the {policy.name} family has no tile encoder to initialise")
+        policy.load_vision_encoder(cfg.vision_init)
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "samples": 0}

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.vision.encoder import VisionEncoder, batch_labels
 from agents.vision.vlm import EmbodiaVLM, Projector, base_lm
 from tools.lora import LoraSettings, add_lora
+from tools.models.tile_encoder import VisionEncoder, batch_labels
 from tools.train_state import warmup_cosine
 from tools.vlm_data import FrameSet, qa_pairs
 

@@ -1,6 +1,6 @@
 """The VLM built here, LLaVA-style: vision encoder -> projector -> SmolLM2-135M with a LoRA adapter.
 
-The frame becomes 81 image tokens (one per tile, ``agents.vision.encoder``) spliced into the chat prompt
+The frame becomes 81 image tokens (one per tile, ``tools.models.tile_encoder``) spliced into the chat prompt
 where the user message holds its image. The projector maps each token into SmolLM2's embedding space:
 an MLP over the token's features, plus its reading heads' class probabilities times learnable class
 embeddings that start at the embeddings of the class names (``"tree"``, ``"3"``), plus a learnable
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.vision.encoder import GRID, SLOTS, VisionEncoder
 from tools.envs.crafter import ITEM_NAMES, SEMANTIC_NAMES, direction_words
 from tools.models.hub import HubMixin
+from tools.models.tile_encoder import GRID, SLOTS, VisionEncoder
 from tools.vlm_data import MAX_COUNT, NUM_CLASSES, VIEW_COLS, VIEW_ROWS, check_frame
 
 SYSTEM = "You read a Crafter game frame. Answer briefly from the image."

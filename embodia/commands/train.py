@@ -118,6 +118,9 @@ def vla(
     diffusion_loss_weight: float = config_option(HYBRID, "diffusion_loss_weight"),
     max_instruction_len: int = config_option(HYBRID, "max_instruction_len"),
     num_bins: int = config_option(HYBRID, "num_bins"),
+    vision: str = config_option(HYBRID, "vision"),
+    freeze_vision: bool = config_option(HYBRID, "freeze_vision"),
+    vision_init: str = config_option(VLA, "vision_init"),
     unlabelled_data: list[Path] = typer.Option([], "--unlabelled-data", help="univla: extra action-free episode "
                                                "datasets (random, failed rollouts) for the latent action model"),
     label_fraction: float = config_option(UNIVLA, "label_fraction"),
@@ -138,7 +141,8 @@ def vla(
         config_class = entry(policy).config_class()  # an unknown name: CheckpointError, a usage error
         flags = dict(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size, num_inference_steps=num_inference_steps,
                      ar_loss_weight=ar_loss_weight, diffusion_loss_weight=diffusion_loss_weight,
-                     max_instruction_len=max_instruction_len, num_bins=num_bins,
+                     max_instruction_len=max_instruction_len, num_bins=num_bins, vision=vision,
+                     freeze_vision=freeze_vision,
                      unlabelled_data=tuple(str(d) for d in unlabelled_data), label_fraction=label_fraction,
                      lam_checkpoint=lam_checkpoint)
         known = {f.name for f in fields(config_class)}
@@ -146,7 +150,7 @@ def vla(
         return TrainConfig(data=str(data), out=str(out), policy=config, steps=steps, batch_size=batch_size, lr=lr,
                            warmup_steps=warmup_steps, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
                            eval_seeds=seeds_option(eval_seeds), eval_budget=eval_budget, max_rows=max_rows,
-                           val_every=val_every)
+                           val_every=val_every, vision_init=vision_init)
 
     metrics = run_vla_training(vla_config(build, "train"), "train")
     console.print(f"validation: {metrics.get('validation')}")

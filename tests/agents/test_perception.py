@@ -34,7 +34,7 @@ def test_pixel_env_keeps_frame_reward_and_end_only():
 
 
 def test_reader_refuses_a_frame_of_another_shape():
-    from agents.vision.encoder import VisionEncoder
+    from tools.models.tile_encoder import VisionEncoder
 
     encoder = VisionEncoder()
     for shape in ((32, 32, 3), (64, 64, 4), (64, 64)):

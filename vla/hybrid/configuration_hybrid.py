@@ -11,6 +11,11 @@ Mode = Literal["ensemble", "ar", "diffusion"]
 MODES: tuple[str, ...] = ("ensemble", "ar", "diffusion")
 Backbone = Literal["tiny", "smollm2"]
 BACKBONES: tuple[str, ...] = ("tiny", "smollm2")
+Vision = Literal["patches", "tiles"]
+VISIONS: tuple[str, ...] = ("patches", "tiles")
+#: Image tokens with ``vision="tiles"``: the 9x7 view tiles of Crafter's frame (``tools.models.tile_encoder``);
+#: the status bar's tiles are left out, the state token carries the inventory.
+TILE_TOKENS = 63
 
 
 @dataclass
@@ -22,7 +27,14 @@ class HybridConfig(PolicyConfig):
         n_layers: transformer blocks (tiny backbone).
         n_heads: attention heads (must divide ``d_model``; tiny backbone).
         patch_size: image patch side in pixels (a multiple of 4: a stride-4 conv, then a stride-patch/4 conv);
-            64x64 images give (64/16)^2 = 16 image tokens.
+            64x64 images give (64/16)^2 = 16 image tokens. ``vision="patches"`` only.
+        vision: how the image becomes tokens: ``"patches"`` (a strided conv trained with the policy, patches
+            that ignore Crafter's 7-pixel tile grid) or ``"tiles"`` (the tile-aligned CNN of
+            ``tools.models.tile_encoder``, one token per view tile, usually initialised from the VLM's encoder
+            trained to read every tile: ``TrainConfig.vision_init``). Tiles let the policy see a zombie or lava
+            one tile away; 64x64x3 images only.
+        freeze_vision: ``vision="tiles"`` only: keep the encoder's weights fixed (a pretrained reader, as VLAs keep
+            their vision towers) and train only the projection into the transformer.
         max_instruction_len: instruction bytes kept (longer ones are cut, shorter ones padded).
         dropout: dropout inside the transformer while training.
         num_train_timesteps: DDPM noise levels used in training.
@@ -51,6 +63,8 @@ class HybridConfig(PolicyConfig):
     n_layers: int = 3
     n_heads: int = 4
     patch_size: int = 16
+    vision: Vision = "patches"
+    freeze_vision: bool = True
     max_instruction_len: int = 20
     dropout: float = 0.1
     num_train_timesteps: int = 100
@@ -74,7 +88,12 @@ class HybridConfig(PolicyConfig):
         height, width, _ = self.image_shape
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads must divide d_model, got {self.d_model=} {self.n_heads=}")
-        if height % self.patch_size or width % self.patch_size or self.patch_size % 4:
+        if self.vision not in VISIONS:
+            raise ValueError(f"vision must be one of {VISIONS}, got {self.vision=}")
+        if self.vision == "tiles" and tuple(self.image_shape) != (64, 64, 3):
+            raise ValueError(f"vision='tiles' reads Crafter's 64x64x3 frames (9x7 tiles of 7 pixels), got "
+                             f"{self.image_shape=}; use vision='patches'")
+        if self.vision == "patches" and (height % self.patch_size or width % self.patch_size or self.patch_size % 4):
             raise ValueError(f"patch_size must be a multiple of 4 dividing the image sides, got {self.patch_size=} "
                              f"{self.image_shape=}")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
@@ -100,6 +119,9 @@ class HybridConfig(PolicyConfig):
 
     @property
     def num_patches(self) -> int:
+        """Image tokens in the prefix."""
+        if self.vision == "tiles":
+            return TILE_TOKENS
         return (self.image_shape[0] // self.patch_size) * (self.image_shape[1] // self.patch_size)
 
     @property

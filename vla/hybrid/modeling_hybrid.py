@@ -161,9 +161,16 @@ class HybridVLAPolicy(Policy):
         vocab, width = config.ar_vocab, config.noisy_dim  # both num_actions for discrete actions
         if self.llm is None:  # the LLM reads instructions through its own tokenizer and embeddings
             self.instruction_embed = nn.Embedding(VOCAB_SIZE, d)
-        stride = config.patch_size // 4
-        self.image_stem = nn.Sequential(nn.Conv2d(channels, 32, 4, stride=4), nn.GELU(),
-                                        nn.Conv2d(32, d, stride, stride=stride))
+        if config.vision == "tiles":
+            from tools.models.tile_encoder import VisionEncoder
+
+            self.vision_encoder = VisionEncoder()
+            self.vision_encoder.requires_grad_(not config.freeze_vision)
+            self.vision_proj = nn.Linear(self.vision_encoder.width, d)
+        else:
+            stride = config.patch_size // 4
+            self.image_stem = nn.Sequential(nn.Conv2d(channels, 32, 4, stride=4), nn.GELU(),
+                                            nn.Conv2d(32, d, stride, stride=stride))
         self.state_embed = nn.Linear(config.state_dim, d)
         self.timestep_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
         self.noisy_action_embed = nn.Linear(width, d)
@@ -185,13 +192,37 @@ class HybridVLAPolicy(Policy):
     # --- embeddings -------------------------------------------------------------------------
     def _embed_prefix(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, Sp, D) instruction + image + state tokens, positions added."""
-        image = batch["image"].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
-        patches = self.image_stem(image).flatten(2).transpose(1, 2)  # (B, P, D)
+        patches = self._image_tokens(batch["image"])  # (B, P, D)
         state = torch.sign(batch["state"]) * torch.log1p(batch["state"].abs())  # symlog: counts 0-9 and flags
         embed = self.instruction_embed if self.llm is None else self.llm.embed_instruction
         tokens = torch.cat([embed(batch["instruction"]), patches,
                             self.state_embed(state)[:, None]], 1)  # (B, Sp, D)
         return tokens + self.position[:, : tokens.shape[1]]
+
+    def _image_tokens(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) uint8 -> (B, P, D): strided patches, or the tile encoder's view tokens projected."""
+        if self.config.vision == "tiles":
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_vision):
+                tiles = self.vision_encoder.tokens(image)[:, : self.config.num_patches]  # the 9x7 view rows
+            return self.vision_proj(tiles)
+        image = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
+        return self.image_stem(image).flatten(2).transpose(1, 2)
+
+    def load_vision_encoder(self, folder: str | Path) -> None:
+        """Copy a trained ``tools.models.tile_encoder.VisionEncoder`` (e.g. the VLM's ``encoder/``) into this
+        policy's tile encoder; its sizes must match. The copy is saved with the policy: the checkpoint stands alone."""
+        from tools.models.tile_encoder import VisionEncoder
+
+        if self.config.vision != "tiles":
+            raise ValueError(f"vision_init needs vision='tiles'; this policy reads {self.config.vision!r}")
+        if not (Path(folder) / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"no tile encoder at {folder} (expected {WEIGHTS_FILE} there, e.g. the VLM's "
+                                    "agents/adapters/embodia-vlm/encoder)")
+        trained = VisionEncoder.from_pretrained(folder)
+        if trained.config != self.vision_encoder.config:
+            raise ValueError(f"vision encoder {folder} has sizes {trained.config}; the policy's is "
+                             f"{self.vision_encoder.config}")
+        self.vision_encoder.load_state_dict(trained.state_dict())
 
     def _diffusion_tokens(self, noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """(B, 1 + H, D) timestep token + noisy action tokens; ``noisy`` (B, H, A), ``timesteps`` (B,)."""

@@ -1,4 +1,7 @@
-"""The vision encoder of the VLM: a small CNN over Crafter's 64x64 frame, one token per 7-pixel tile.
+"""The Crafter vision encoder: a small CNN over the 64x64 frame, one token per 7-pixel tile.
+
+Shared by the VLM (``agents.vision``), the pixel agent's perception (``agents.perception``) and the VLA
+policies that see through it (``vla.hybrid`` with ``vision="tiles"``), so it lives in ``tools``.
 
 Crafter draws the world on a fixed grid (9x7 view tiles, then two rows of status-bar slots), so a
 tile-aligned CNN gives 81 tokens that each see one tile and its neighbours. It is trained first with
