@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
@@ -53,6 +53,33 @@ class BackendReplyError(RuntimeError):
 
 class ServerUnavailableError(ConnectionError):
     """A model server cannot be reached or refused the request; the message names the server."""
+
+
+class PromptTooLongError(ValueError):
+    """The prompt (plus options) does not fit the model's context; the message says by how much."""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """`text` cut before the stop strings, for backends whose engine does not stop there itself."""
+    for s in stop or []:
+        text = text.split(s, 1)[0]
+    return text
+
+
+def shared_prefix(prompt_ids: Sequence[int], starts: Sequence[int]) -> int:
+    """How many prompt tokens every option is scored after (up to the first option token); 0 is refused."""
+    shared = min([len(prompt_ids), *starts])
+    if shared == 0:
+        raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")
+    return shared
 
 
 def text_content(message: dict) -> str:
@@ -133,3 +160,38 @@ class LLM(ABC):
         finally:
             call.seconds = time.perf_counter() - start
             self.usage = self.usage + call
+
+
+class TokenizedLLM(LLM):
+    """A backend that tokenises locally and knows its context (transformers, llama.cpp).
+
+    Such backends score options by the same boundary rule: an option's tokens are those of
+    `prompt + option` after the common token prefix with the prompt's tokens.
+    """
+
+    context: int
+
+    @abstractmethod
+    def render(self, prompt: str | Messages) -> str:
+        """Prompt text as the model sees it: chat messages go through the chat template."""
+
+    @abstractmethod
+    def _encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without special tokens added."""
+
+    def _check_length(self, tokens: int, what: str) -> None:
+        if tokens > self.context:
+            raise PromptTooLongError(f"{what} is {tokens} tokens, more than {self.name}'s context of {self.context} "
+                                     f"tokens; shorten the request")
+
+    def _option_tokens(self, prompt: str | Messages,
+                       options: list[str]) -> tuple[list[int], list[list[int]], list[int]]:
+        """The prompt's tokens, each `prompt + option`'s tokens, and the index of each option's first token.
+
+        Too long a prompt raises `PromptTooLongError` before the options are encoded.
+        """
+        text = self.render(prompt)
+        prompt_ids = self._encode(text)
+        self._check_length(len(prompt_ids), "the prompt")
+        full = [self._encode(text + o) for o in options]
+        return prompt_ids, full, [common_prefix(prompt_ids, f) for f in full]

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.llm.base import LLM, Capabilities, LLMUsage, Messages, text_content
-from agents.llm.transformers_backend import PromptTooLongError, common_prefix, cpu_threads
+from agents.llm.base import Capabilities, LLMUsage, Messages, TokenizedLLM, common_prefix, shared_prefix, text_content
+from agents.llm.transformers_backend import cpu_threads
 
 INSTALL_HINT = "install embodia[llamacpp] (pip install llama-cpp-python; it builds llama.cpp, ~9 min on 2 cores)"
 
@@ -67,7 +67,7 @@ def _log_softmax(rows: np.ndarray) -> np.ndarray:
     return rows - top - np.log(np.exp(rows - top).sum(axis=-1, keepdims=True))
 
 
-class LlamaCppLLM(LLM):
+class LlamaCppLLM(TokenizedLLM):
     """A GGUF model in llama.cpp, greedy decoding, CPU threads as the transformers backend picks them."""
 
     capabilities = Capabilities(score=True, schema=True, stop=True, images=False, logprobs=True)
@@ -113,11 +113,6 @@ class LlamaCppLLM(LLM):
     def _encode(self, text: str) -> list[int]:
         return self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
-    def _check_length(self, tokens: int, what: str) -> None:
-        if tokens > self.context:
-            raise PromptTooLongError(f"{what} is {tokens} tokens, more than {self.name}'s context of {self.context} "
-                                     f"tokens; shorten the request")
-
     # ---------------------------------------------------------------------------------- generate
     def generate(self, messages: Messages, *, max_tokens: int = 128, stop: list[str] | None = None,
                  schema: dict | None = None) -> str:
@@ -140,14 +135,8 @@ class LlamaCppLLM(LLM):
     # ------------------------------------------------------------------------------------- score
     def score(self, prompt: str | Messages, options: list[str]) -> list[float]:
         with self._track() as call:
-            text = self.render(prompt)
-            prompt_ids = self._encode(text)
-            self._check_length(len(prompt_ids), "the prompt")
-            full = [self._encode(text + o) for o in options]
-            starts = [common_prefix(prompt_ids, f) for f in full]
-            shared = min([len(prompt_ids), *starts])
-            if shared == 0:
-                raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")
+            prompt_ids, full, starts = self._option_tokens(prompt, options)
+            shared = shared_prefix(prompt_ids, starts)
             longest = max((len(f) for f in full), default=shared)
             self._check_length(longest, "the prompt plus its longest option")
             call.prompt_tokens = len(prompt_ids)

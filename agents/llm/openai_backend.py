@@ -39,6 +39,7 @@ from agents.llm.base import (
     LLMUsage,
     Messages,
     ServerUnavailableError,
+    cut_at_stop,
 )
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,7 @@ class OpenAILLM(LLM):
             text = reply.choices[0].message.content if reply.choices else None
             if text is None:
                 raise BackendReplyError(f"{self.name} returned no choice")
-            for s in stop or []:
-                text = text.split(s, 1)[0]
-            return text
+            return cut_at_stop(text, stop)
 
     def _chat(self, messages: Messages, *, max_tokens: int, stop: list[str] | None, schema: dict | None):
         kwargs = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0}

@@ -24,7 +24,6 @@ the context mean nothing to the model anyway. Too long a request raises `PromptT
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +31,17 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from agents.llm.adapters import load_adapter
-from agents.llm.base import LLM, LLMUsage, Messages
+from agents.llm.base import (  # PromptTooLongError and common_prefix are imported from here too
+    LLMUsage,
+    Messages,
+    PromptTooLongError,
+    TokenizedLLM,
+    common_prefix,
+    cut_at_stop,
+    shared_prefix,
+)
 
-
-class PromptTooLongError(ValueError):
-    """The prompt (plus options) does not fit the model's context; the message says by how much."""
+__all__ = ["PromptTooLongError", "TransformersLLM", "common_prefix", "cpu_threads", "resolve_device"]
 
 
 @dataclass
@@ -65,15 +70,7 @@ def cpu_threads(requested: int | None = None) -> int:
     return requested or int(os.environ.get("EMBODIA_LLM_THREADS", 0)) or len(os.sched_getaffinity(0))
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-class TransformersLLM(LLM):
+class TransformersLLM(TokenizedLLM):
     """A causal LM loaded with `from_pretrained` (local dir or hub id), greedy decoding.
 
     Not thread-safe: the reusable prompt cache is per instance.
@@ -117,11 +114,6 @@ class TransformersLLM(LLM):
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _check_length(self, tokens: int, what: str) -> None:
-        if tokens > self.context:
-            raise PromptTooLongError(f"{what} is {tokens} tokens, more than {self.name}'s context of {self.context} "
-                                     f"tokens; shorten the request")
-
     # ---------------------------------------------------------------------------------- generate
     @torch.inference_mode()
     def generate(
@@ -150,26 +142,17 @@ class TransformersLLM(LLM):
             new = out[0, ids.shape[1] :].tolist()
             call.prompt_tokens = ids.shape[1]
             call.completion_tokens = len(new)
-            text = primer + self.tokenizer.decode(new, skip_special_tokens=True)
-            for s in stop or []:
-                text = text.split(s, 1)[0]
-            return text
+            return cut_at_stop(primer + self.tokenizer.decode(new, skip_special_tokens=True), stop)
 
     # ------------------------------------------------------------------------------------- score
     @torch.inference_mode()
     def score(self, prompt: str | Messages, options: list[str]) -> list[float]:
         with self._track() as call:
-            text = self.render(prompt)
-            prompt_ids = self._encode(text)
-            self._check_length(len(prompt_ids), "the prompt")
-            full = [self._encode(text + o) for o in options]
-            starts = [common_prefix(prompt_ids, f) for f in full]  # first token of each option
+            prompt_ids, full, starts = self._option_tokens(prompt, options)
             # The packed sequence: the prompt once, then every option's tokens (the mask is its square).
             self._check_length(len(prompt_ids) + sum(len(f) - s for f, s in zip(full, starts, strict=True)),
                                f"the prompt plus its {len(options)} options")
-            shared = min([len(prompt_ids), *starts])
-            if shared == 0:
-                raise ValueError("score() needs a non-empty prompt: the first option token must be conditioned on it")
+            shared = shared_prefix(prompt_ids, starts)
             call.prompt_tokens = len(prompt_ids)
             call.completion_tokens = sum(len(f) - s for f, s in zip(full, starts, strict=True))
             return self._score_packed(prompt_ids[:shared], full, starts)

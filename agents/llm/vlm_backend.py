@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.llm.base import LLM, Capabilities, LLMUsage, Messages
+from agents.llm.base import LLM, Capabilities, LLMUsage, Messages, cut_at_stop
 
 
 def split_image(messages: Messages) -> tuple[np.ndarray | None, str]:
@@ -65,9 +65,7 @@ class VLMBackend(LLM):
                 new = out[0, ids.shape[1]:].tolist()
                 call.prompt_tokens, call.completion_tokens = ids.shape[1], len(new)
                 text = self.vlm.tokenizer.decode(new, skip_special_tokens=True)
-            for s in stop or []:
-                text = text.split(s, 1)[0]
-            return text
+            return cut_at_stop(text, stop)
 
     @torch.inference_mode()
     def score(self, prompt: str | Messages, options: list[str]) -> list[float]:
