@@ -15,18 +15,9 @@ import torch
 
 import world_models.config as config_module
 from tests.ddp import spawn_launcher
+from tests.world_models.conftest import MICRO
 from tools import train_state
-from world_models.data import CollectConfig, collect
 from world_models.train import CHECKPOINT_DIR, MODEL_DIR, TrainConfig, train
-
-MICRO = {"deter": 32, "stoch": 4, "classes": 4, "hidden": 16, "blocks": 2, "depth": 4, "seq_len": 8}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("wm-data")
-    collect(CollectConfig(out=folder, episodes=2, steps=40))
-    return folder
 
 
 def config(data: Path, out: Path, **overrides) -> TrainConfig:
