@@ -6,7 +6,7 @@ uint8 arrays (~250 MB) and batches are sliced from memory: no per-step PNG decod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,10 @@ class Frames(torch.utils.data.Dataset):
     """Training rows: ``image`` (N, H, W, C) uint8, ``state`` (N, S), ``instruction`` (N, L), ``action`` (N, chunk)
     int64 indices or (N, chunk, A) float32 vectors (continuous datasets)."""
 
+    #: The fields with one entry per row, which `subset` indexes (``texts`` is one too, a list); not annotated,
+    #: so not a dataclass field.
+    ROW_FIELDS = ("image", "state", "instruction", "action", "episode")
+
     image: torch.Tensor
     state: torch.Tensor
     instruction: torch.Tensor
@@ -46,13 +50,17 @@ class Frames(torch.utils.data.Dataset):
         return len(self.action)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"image": self.image[i], "state": self.state[i], "instruction": self.instruction[i],
+        return {**self.row_images(i), "state": self.state[i], "instruction": self.instruction[i],
                 "action": self.action[i]}
+
+    def row_images(self, i: int) -> dict[str, torch.Tensor]:
+        """The image entries of row(s) ``i``."""
+        return {"image": self.image[i]}
 
     def subset(self, mask: torch.Tensor) -> Frames:
         index = mask.nonzero().squeeze(1)
-        return Frames(self.image[index], self.state[index], self.instruction[index], self.action[index],
-                      self.episode[index], [self.texts[i] for i in index.tolist()])
+        return replace(self, **{f: getattr(self, f)[index] for f in self.ROW_FIELDS},
+                       texts=[self.texts[i] for i in index.tolist()])
 
 
 def action_chunks(actions: np.ndarray, episodes: np.ndarray, chunk_size: int) -> np.ndarray:

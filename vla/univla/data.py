@@ -27,7 +27,7 @@ from tools.episode_dataset import (
     decode_png,
     load_episode_dataset,
 )
-from vla.data import action_chunks
+from vla.data import Frames, action_chunks
 from vla.hybrid.processor_hybrid import tokenize_instructions
 from vla.univla.configuration_univla import UniVLAConfig
 
@@ -40,30 +40,17 @@ class MissingLabelsError(MissingColumnsError):
 
 
 @dataclass
-class PairFrames(torch.utils.data.Dataset):
-    """Rows over one image store: row i is ``images[rows[i]]`` and its o_t+k ``images[next_rows[i]]``."""
+class PairFrames(Frames):
+    """Frames over one image store: ``image`` holds every decoded frame once (not one per row); row i is
+    ``image[rows[i]]`` and its o_t+k ``image[next_rows[i]]``."""
 
-    images: torch.Tensor
+    ROW_FIELDS = ("rows", "next_rows", "state", "instruction", "action", "episode")
+
     rows: torch.Tensor
     next_rows: torch.Tensor
-    state: torch.Tensor
-    instruction: torch.Tensor
-    action: torch.Tensor
-    episode: torch.Tensor
-    texts: list[str]
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int | slice) -> dict[str, torch.Tensor]:
-        return {"image": self.images[self.rows[i]], "next_image": self.images[self.next_rows[i]],
-                "state": self.state[i], "instruction": self.instruction[i], "action": self.action[i]}
-
-    def subset(self, mask: torch.Tensor) -> PairFrames:
-        index = mask.nonzero().squeeze(1)
-        return PairFrames(self.images, self.rows[index], self.next_rows[index], self.state[index],
-                          self.instruction[index], self.action[index], self.episode[index],
-                          [self.texts[i] for i in index.tolist()])
+    def row_images(self, i: int | slice) -> dict[str, torch.Tensor]:
+        return {"image": self.image[self.rows[i]], "next_image": self.image[self.next_rows[i]]}
 
 
 def read_rows(root: str | Path, labels: bool) -> dict[str, np.ndarray | list[str] | None]:
@@ -135,7 +122,7 @@ def stage_frames(cfg: TrainConfig) -> PairFrames:
         base += n
     texts = [t for part in parts for t in part[6]]
     return PairFrames(
-        images=torch.from_numpy(np.concatenate([p[0] for p in parts])),
+        image=torch.from_numpy(np.concatenate([p[0] for p in parts])),
         rows=torch.from_numpy(np.concatenate([p[1] for p in parts])),
         next_rows=torch.from_numpy(np.concatenate([p[2] for p in parts])),
         state=torch.from_numpy(np.concatenate([p[3] for p in parts])),
