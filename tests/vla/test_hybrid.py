@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.vla.training import loss_before_and_after
+from tests.vla.training import loss_before_and_after, saved_and_loaded
 from tools.envs.crafter import CrafterEnv
 from vla.hybrid import HybridConfig, HybridVLAPolicy, collaborative_ensemble
 
@@ -22,13 +22,7 @@ def test_few_steps_lower_the_loss_on_collected_data(tiny_dataset):
 
 
 def test_save_load_round_trip_gives_identical_actions(tmp_path, obs):
-    torch.manual_seed(0)
-    policy = HybridVLAPolicy(HybridConfig(**TINY)).eval()
-    policy.save_pretrained(tmp_path)
-    loaded = HybridVLAPolicy.from_pretrained(tmp_path)
-    assert loaded.config == policy.config
-    for p in (policy, loaded):
-        p.reset()
+    policy, loaded = saved_and_loaded(HybridConfig(**TINY), tmp_path)
     assert [policy.act(obs, "collect wood") for _ in range(5)] == [loaded.act(obs, "collect wood") for _ in range(5)]
 
 

@@ -1,4 +1,5 @@
-"""Shared check for the VLA tests: a few optimizer steps on real collected rows lower the loss."""
+"""Shared checks for the VLA tests: a few optimizer steps on real collected rows lower the loss; a policy
+survives a save/load round trip."""
 
 import torch
 
@@ -29,3 +30,16 @@ def loss_before_and_after(config: HybridConfig, dataset, steps: int = 25, rows: 
         policy(batch)[0].backward()
         optimizer.step()
     return before, loss()
+
+
+def saved_and_loaded(config: HybridConfig, folder) -> tuple[HybridVLAPolicy, HybridVLAPolicy]:
+    """A fresh (seeded) policy in eval mode and its copy saved to and loaded from ``folder``, with the same
+    config; both reset, ready to act."""
+    torch.manual_seed(0)
+    policy = HybridVLAPolicy(config).eval()
+    policy.save_pretrained(folder)
+    loaded = HybridVLAPolicy.from_pretrained(folder)
+    assert loaded.config == policy.config
+    for p in (policy, loaded):
+        p.reset()
+    return policy, loaded
