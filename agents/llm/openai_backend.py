@@ -81,7 +81,6 @@ class OpenAILLM(LLM):
     def __init__(self, model: str, base_url: str, *, config: OpenAIConfig | None = None,
                  template_source: str | None = None) -> None:
         try:
-            import httpx
             import openai
         except ImportError as exc:
             raise ImportError(f"the openai backend needs the openai client: {INSTALL_HINT}") from exc
@@ -91,7 +90,8 @@ class OpenAILLM(LLM):
         self.name = f"openai:{model}@{base_url}"
         self.usage = LLMUsage()
         key = next((os.environ[v] for v in KEY_VARS if os.environ.get(v)), "not-needed")
-        timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
+        # the client's own Timeout: openai 3.6x moved from httpx to httpx2 and refuses the other one
+        timeout = openai.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
         self._check_model()
         self._schema_form = "json_schema"  # switched to llama.cpp's json_object form if the server refuses it
