@@ -119,6 +119,7 @@ def vla(
     max_instruction_len: int = config_option(HYBRID, "max_instruction_len"),
     num_bins: int = config_option(HYBRID, "num_bins"),
     vision: str = config_option(HYBRID, "vision"),
+    patch_size: int = config_option(HYBRID, "patch_size"),
     freeze_vision: bool = config_option(HYBRID, "freeze_vision"),
     vision_init: str = config_option(VLA, "vision_init"),
     unlabelled_data: list[Path] = typer.Option([], "--unlabelled-data", help="univla: extra action-free episode "
@@ -142,7 +143,7 @@ def vla(
         flags = dict(d_model=d_model, n_layers=n_layers, chunk_size=chunk_size, num_inference_steps=num_inference_steps,
                      ar_loss_weight=ar_loss_weight, diffusion_loss_weight=diffusion_loss_weight,
                      max_instruction_len=max_instruction_len, num_bins=num_bins, vision=vision,
-                     freeze_vision=freeze_vision,
+                     patch_size=patch_size, freeze_vision=freeze_vision,
                      unlabelled_data=tuple(str(d) for d in unlabelled_data), label_fraction=label_fraction,
                      lam_checkpoint=lam_checkpoint)
         known = {f.name for f in fields(config_class)}
