@@ -46,6 +46,11 @@ class HybridConfig(PolicyConfig):
             below it the diffusion action is used alone (the paper's collaborative ensemble).
         diffusion_temperature: the denoised one-hot relaxation x0 in [-1, 1] becomes probabilities
             by ``softmax(x0 / diffusion_temperature)``.
+        action_temperature: discrete actions only: 0 takes the most probable action; T > 0 samples from the
+            chosen head's probabilities sharpened by 1/T (the policy's own noise generator, reseeded by ``reset``,
+            so a run is reproducible). A deterministic policy in a state its action does not change repeats that
+            action forever (seen: a learned skill pressing an unaffordable ``make`` for 50 steps while a zombie
+            hit it); sampling leaves such fixed points.
         mode: which prediction ``act`` uses: the ensemble, or one head alone (for ablations).
         num_bins: continuous actions only: uniform bins per action dimension, the AR head's vocabulary
             (256 as in RT-2 / HybridVLA); the AR segment holds ``chunk_size * action_dim`` bin tokens.
@@ -74,6 +79,7 @@ class HybridConfig(PolicyConfig):
     diffusion_loss_weight: float = 1.0
     ensemble_threshold: float = 0.5
     diffusion_temperature: float = 1.0
+    action_temperature: float = 0.0
     mode: Mode = "ensemble"
     num_bins: int = 256
     backbone: Backbone = "tiny"
@@ -113,6 +119,9 @@ class HybridConfig(PolicyConfig):
                              f"{self.lora_rank=}")
         if self.num_bins < 2:
             raise ValueError(f"num_bins must be >= 2, got {self.num_bins=}")
+        if self.action_temperature < 0:
+            raise ValueError(f"action_temperature must be >= 0 (0 = the most probable action), got "
+                             f"{self.action_temperature=}")
         if not 0 <= self.dropout < 1 or self.diffusion_temperature <= 0:
             raise ValueError(f"need 0 <= dropout < 1 and diffusion_temperature > 0, got {self.dropout=} "
                              f"{self.diffusion_temperature=}")

@@ -384,7 +384,12 @@ class HybridVLAPolicy(Policy):
         heads = ("ar", "diffusion") if mode == "ensemble" else (mode,)
         if self.config.continuous:
             return self.predict_actions(obs, instructions, heads)[mode]
-        return self.predict_probs(obs, instructions, heads)[mode].argmax(-1)
+        probs = self.predict_probs(obs, instructions, heads)[mode]  # (B, H, A)
+        if self.config.action_temperature == 0:
+            return probs.argmax(-1)
+        weights = probs.clamp_min(1e-12).log().div(self.config.action_temperature).softmax(-1)
+        drawn = torch.multinomial(weights.flatten(0, 1).cpu(), 1, generator=self._generator)
+        return drawn.view(probs.shape[:-1]).to(probs.device)
 
     # --- checkpoints --------------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
