@@ -342,15 +342,20 @@ def _write_card(out: Path, cfg: DaggerConfig) -> None:
     write_dataset_card(out / "data", "Crafter skills: expert demonstrations + DAgger rounds", facts, dict(counts))
 
 
+def _mean(per_skill: dict[str, dict[str, float]]) -> float | None:
+    """Mean success, or None when the round was not evaluated (``--eval-seeds ''``): not a measured 0."""
+    return round(mean_success(per_skill), 3) if per_skill else None
+
+
 def round_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per round: per-skill success (and attempts) of that round's policy, the expert's row last."""
     rows = []
     for record in records:
         learned = record["eval"].get("learned", {})
         rows.append({"round": record["round"], "beta": record.get("beta"), "rows_added": record.get("rows_added", 0),
-                     "mean": round(mean_success(learned), 3),
+                     "mean": _mean(learned),
                      **{name: f"{s['success']:.0%} ({int(s['attempts'])})" for name, s in learned.items()}})
     expert = records[0]["eval"].get("expert", {}) if records else {}
-    rows.append({"round": "expert", "beta": None, "rows_added": None, "mean": round(mean_success(expert), 3),
+    rows.append({"round": "expert", "beta": None, "rows_added": None, "mean": _mean(expert),
                  **{name: f"{s['success']:.0%} ({int(s['attempts'])})" for name, s in expert.items()}})
     return rows
