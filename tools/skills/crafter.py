@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 
 from tools.base import ToolResult
-from tools.envs.crafter import ACTION_NAMES, VITALS
+from tools.envs.crafter import ACTION_NAMES
 from tools.skills.bodies import body_of
 from tools.skills.harness import HEALTH_CRITICAL, SkillRun, Stop
 from tools.skills.specs import (
@@ -52,39 +52,12 @@ def run_policy_skill(
     """
 
     def drive(run: SkillRun) -> None:
-        obs, stuck = run.game.observe(), NoProgress()
+        obs = run.game.observe()
         while True:
-            action = ACTION_NAMES[choose(obs)]
-            run.act(action)
+            run.act(ACTION_NAMES[choose(obs)])
             obs = run.obs
-            stuck.check(action, run.game.inventory)
 
     return _execute(env, name, budget, drive)
-
-
-#: Repeats after which a learned skill pressing one action that changes nothing is stopped (:class:`NoProgress`).
-STUCK_REPEATS = 10
-#: Actions that may repeat without changing the inventory while working: walking, waiting, sleeping.
-_MAY_REPEAT = frozenset({"noop", "sleep", "move_left", "move_right", "move_up", "move_down"})
-
-
-class NoProgress:
-    """Stops a policy caught in a fixed point: the same ``do``/``place``/``make`` action ``STUCK_REPEATS`` times
-    in a row with no item gained or spent. A deterministic policy in a state its action does not change repeats
-    that action for ever (measured: a learned ``drink water`` hitting a tree 60 times while a zombie killed the
-    player); stopping hands the decision back to the planner, which sees the failure and the zombie. Items
-    only: vitals drift by themselves. The expert's scripted bodies never loop, so only policies are watched.
-    """
-
-    def __init__(self, repeats: int = STUCK_REPEATS) -> None:
-        self.repeats, self.last, self.count, self.items = repeats, "", 0, {}
-
-    def check(self, action: str, inventory: dict[str, int]) -> None:
-        items = {k: v for k, v in inventory.items() if k not in VITALS}
-        same = action == self.last and items == self.items and action not in _MAY_REPEAT
-        self.last, self.items, self.count = action, items, self.count + 1 if same else 1
-        if self.count >= self.repeats:
-            raise Stop(False, f"no progress: the policy pressed {action} {self.count} times and nothing changed")
 
 
 class _Chosen(Exception):
