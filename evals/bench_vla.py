@@ -79,6 +79,22 @@ def actions_per_second(policy: HybridVLAPolicy, obs: dict[str, np.ndarray], n: i
     return n / (time.perf_counter() - start)
 
 
+def speed_comparison(checkpoints: dict[str, str], obs: dict[str, np.ndarray], n: int, instruction: str,
+                     rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median actions/s at batch 1 per checkpoint and mode over ``rounds`` rounds that alternate the checkpoints,
+    so a machine whose load changes slows every one alike (the ratio is what to read on a shared CPU)."""
+    policies = {(label, mode): HybridVLAPolicy.from_pretrained(path) for label, path in checkpoints.items()
+                for mode in MODES}
+    for (_, mode), policy in policies.items():
+        policy.config.mode = mode
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in policies}
+    for _ in range(rounds):
+        for key, policy in policies.items():
+            samples[key].append(actions_per_second(policy, obs, n, instruction))
+    return {label: {mode: round(float(np.median(samples[label, mode])), 1) for mode in MODES}
+            for label in checkpoints}
+
+
 def expert_steps_per_second(seed: int = 2000) -> float:
     """Env steps/s of the scripted expert walking the collection curriculum in one world (planning + env step)."""
     env = CrafterEnv(seed=seed)
@@ -155,6 +171,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", default=None, help="metaworld only: comma-separated tasks (default: all of "
                         "tools.envs.metaworld.TASKS)")
     parser.add_argument("--speed-actions", type=int, default=300)
+    parser.add_argument("--speed-only", action="store_true", help="crafter: only actions/s at batch 1 of --checkpoint "
+                        "and --baseline (alternating rounds, medians) and the expert's env steps/s; no suites")
+    parser.add_argument("--baseline", default=None, help="with --speed-only: a second checkpoint timed in the same "
+                        "run (e.g. the previous shipped one), reported as a ratio")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=None, help="default runs/bench/vla.json (crafter), "
@@ -169,6 +189,8 @@ def main(argv: list[str] | None = None) -> dict:
     budget = args.budget or 150
     out = args.out or ("runs/bench/vla-metaworld.json" if arm else "runs/bench/vla.json")
     console = Console()
+    if args.speed_only and not arm:
+        return speed_only(checkpoint, args.baseline, args.speed_actions, out, console)
     policies = {mode: HybridVLAPolicy.from_pretrained(checkpoint) for mode in MODES}
     for mode, policy in policies.items():
         policy.config.mode = mode
@@ -199,6 +221,26 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"env": args.env, "checkpoint": checkpoint, "seeds": seeds, "budget": budget, f"{unit}s": results,
               f"mean_{unit}_success": means, "actions_per_s_batch1": speed, "train_samples_per_s": train_speed,
               "peak_rss_mb": rss_mb, "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+    write_json_atomic(out, report)
+    return report
+
+
+def speed_only(checkpoint: str, baseline: str | None, n: int, out: str, console: Console) -> dict:
+    """``--speed-only``: the checkpoint (and the baseline) per mode, the expert, one table, one JSON."""
+    checkpoints = {"checkpoint": checkpoint, **({"baseline": baseline} if baseline else {})}
+    speed = speed_comparison(checkpoints, real_observations(64), n, "collect wood")
+    expert = round(expert_steps_per_second(), 1)
+    table = Table(title=f"actions/s at batch 1 ({torch.get_num_threads()} torch threads, load "
+                        f"{os.getloadavg()[0]:.1f}); expert {expert} env steps/s")
+    for column in ("checkpoint", *MODES):
+        table.add_column(column)
+    for label, path in checkpoints.items():
+        table.add_row(f"{label}: {path}", *(str(speed[label][m]) for m in MODES))
+    if baseline:
+        table.add_row("ratio", *(f"{speed['checkpoint'][m] / speed['baseline'][m]:.2f}x" for m in MODES))
+    console.print(table)
+    report = {"checkpoints": checkpoints, "actions_per_s_batch1": speed, "expert_env_steps_per_s": expert,
+              "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
     write_json_atomic(out, report)
     return report
 
