@@ -220,17 +220,29 @@ class ResumeMismatchError(ValueError):
     """``--resume`` with settings that would mix two runs; the message names the differing fields."""
 
 
+def _differences(saved: dict[str, Any], now: dict[str, Any], resumable: tuple[str, ...], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in now.items():
+        if key in resumable or key not in saved:
+            continue
+        if isinstance(value, dict) and isinstance(saved[key], dict):
+            out += _differences(saved[key], value, (), f"{prefix}{key}.")
+        elif saved[key] != value:
+            out.append(f"{prefix}{key}: saved {saved[key]!r}, now {value!r}")
+    return out
+
+
 def check_resumable(folder: Path, saved: dict[str, Any], now: dict[str, Any], resumable: tuple[str, ...] = ()) -> None:
     """Refuse to resume ``folder`` (made with config ``saved``) under config ``now``.
 
     Both are ``dataclasses.asdict`` results; fields in ``resumable`` (a step budget, a cadence) may change.
+    Nested configs are compared field by field. A field the saved config lacks was added to the code after the
+    checkpoint was written: it is not compared, so a run started under an older version still resumes.
 
     Raises:
         ResumeMismatchError: naming each other field with its saved and current value.
     """
-    plain = json.loads(json.dumps(now, default=str))
-    differ = [f"{key}: saved {saved.get(key)!r}, now {value!r}" for key, value in plain.items()
-              if key not in resumable and saved.get(key) != value]
+    differ = _differences(saved, json.loads(json.dumps(now, default=str)), resumable)
     if differ:
         raise ResumeMismatchError(f"checkpoint {folder} was made with another training config ("
                                   f"{'; '.join(differ)}); resume with the same settings, or start a new --out")

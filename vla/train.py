@@ -87,6 +87,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)=}")
         if self.max_rows < 0:
             raise ValueError(f"max_rows must be >= 0, got {self.max_rows=}")
+        if self.vision_init and getattr(self.policy, "vision", "") != "tiles":
+            raise ValueError(f"vision_init needs a policy with vision='tiles' (--vision tiles); this one reads "
+                             f"{getattr(self.policy, 'vision', 'no tile encoder')!r}")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError(f"need lr > 0 and warmup_steps >= 0, got {self.lr=} {self.warmup_steps=}")
 
@@ -194,8 +197,6 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     if cfg.init:
         policy.load_weights(Path(cfg.init) / WEIGHTS_FILE)
     elif cfg.vision_init:
-        if not hasattr(policy, "load_vision_encoder"):
-            raise ValueError(f"vision_init: the {policy.name} family has no tile encoder to initialise")
         policy.load_vision_encoder(cfg.vision_init)
     params = [p for p in policy.parameters() if p.requires_grad]  # all of them but an LLM backbone's base
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -131,3 +131,11 @@ def test_resume_with_another_config_names_the_fields(tmp_path):
     train_state.check_resumable(tmp_path, saved, {"lr": 1e-3, "batch_size": 8, "steps": 20}, ("steps",))
     with pytest.raises(train_state.ResumeMismatchError, match=r"lr: saved 0.001, now 0.01; batch_size: saved 8"):
         train_state.check_resumable(tmp_path, saved, {"lr": 1e-2, "batch_size": 4, "steps": 10})
+
+
+def test_resume_compares_nested_fields_and_accepts_fields_added_since(tmp_path):
+    saved = {"lr": 1e-3, "policy": {"d_model": 64}}  # written before 'vision_init' and 'policy.vision' existed
+    train_state.check_resumable(tmp_path, saved, {"lr": 1e-3, "vision_init": "", "policy": {"d_model": 64,
+                                                                                        "vision": "patches"}})
+    with pytest.raises(train_state.ResumeMismatchError, match=r"\(policy\.d_model: saved 64, now 48\)"):
+        train_state.check_resumable(tmp_path, saved, {"lr": 1e-3, "policy": {"d_model": 48, "vision": "patches"}})

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from embodia.cli import app
 from tests.vla.training import TINY, loss_before_and_after
 from tools.models.tile_encoder import VisionEncoder
-from vla.base import WEIGHTS_FILE
+from vla.base import WEIGHTS_FILE, CheckpointError
 from vla.hybrid import HybridConfig, HybridVLAPolicy
 from vla.registry import load_policy
 from vla.train import TrainConfig, train
@@ -59,11 +59,16 @@ def test_freeze_vision_decides_what_trains():
     assert not any(p.requires_grad for p in frozen.vision_encoder.parameters())
 
 
-def test_vision_init_needs_tiles(tiny_dataset, tmp_path):
-    cfg = TrainConfig(data=str(tiny_dataset), out=str(tmp_path), policy=HybridConfig(**TINY), steps=1, batch_size=8,
-                      eval_seeds=(), vision_init=str(VLM_ENCODER))
-    with pytest.raises(ValueError, match="vision_init needs vision='tiles'"):
-        train(cfg)
+def test_vision_init_needs_tiles_and_a_real_encoder(tmp_path):
+    with pytest.raises(ValueError, match="vision_init needs a policy with vision='tiles'"):
+        TrainConfig(policy=HybridConfig(**TINY), vision_init=str(VLM_ENCODER))
+    policy = HybridVLAPolicy(TILES)
+    with pytest.raises(FileNotFoundError, match="no tile encoder at"):
+        policy.load_vision_encoder(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="cannot load the tile encoder"):
+        policy.load_vision_encoder(tmp_path)
 
 
 def test_cli_trains_a_tiles_policy(tiny_dataset, tmp_path):
@@ -75,3 +80,5 @@ def test_cli_trains_a_tiles_policy(tiny_dataset, tmp_path):
     assert HybridVLAPolicy.from_pretrained(tmp_path).config.vision == "tiles"
     bad = CliRunner().invoke(app, [*args[:-4], "--vision", "tiles", "--vision-init", str(tmp_path / "missing")])
     assert bad.exit_code == 2, bad.output
+    patches = CliRunner().invoke(app, [*args[:-4], "--vision-init", str(VLM_ENCODER)])  # no --vision tiles
+    assert patches.exit_code == 2 and "vision='tiles'" in patches.output, patches.output

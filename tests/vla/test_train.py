@@ -45,7 +45,7 @@ def test_resume_with_another_config_is_refused(tiny_dataset, tmp_path, change):
     train(config(tiny_dataset, tmp_path, steps=2))
     before = load_file(tmp_path / CHECKPOINT_DIR / WEIGHTS_FILE)
     field = next(iter(change))
-    with pytest.raises(train_state.ResumeMismatchError, match=rf"another training config \({field}: saved"):
+    with pytest.raises(train_state.ResumeMismatchError, match=rf"another training config \({field}[.:]"):
         train(config(tiny_dataset, tmp_path, steps=4, resume=True, **change))
     after = load_file(tmp_path / CHECKPOINT_DIR / WEIGHTS_FILE)
     assert all(torch.equal(before[k], after[k]) for k in before)  # the checkpoint is untouched

@@ -47,7 +47,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vla.base import WEIGHTS_FILE, Policy
+from vla.base import WEIGHTS_FILE, CheckpointError, Policy
 from vla.hybrid.configuration_hybrid import HybridConfig
 from vla.hybrid.continuous import bin_centres, denormalize, fuse_continuous, normalize, to_bins
 from vla.hybrid.processor_hybrid import VOCAB_SIZE, preprocess
@@ -218,10 +218,13 @@ class HybridVLAPolicy(Policy):
         if not (Path(folder) / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(f"no tile encoder at {folder} (expected {WEIGHTS_FILE} there, e.g. the VLM's "
                                     "agents/adapters/embodia-vlm/encoder)")
-        trained = VisionEncoder.from_pretrained(folder)
+        try:
+            trained = VisionEncoder.from_pretrained(folder)
+        except Exception as exc:  # a damaged or foreign file: name it, no traceback
+            raise CheckpointError(f"cannot load the tile encoder in {folder}: {exc}") from exc
         if trained.config != self.vision_encoder.config:
-            raise ValueError(f"vision encoder {folder} has sizes {trained.config}; the policy's is "
-                             f"{self.vision_encoder.config}")
+            raise CheckpointError(f"tile encoder {folder} has sizes {trained.config}; the policy's is "
+                                  f"{self.vision_encoder.config}")
         self.vision_encoder.load_state_dict(trained.state_dict())
 
     def _diffusion_tokens(self, noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
