@@ -94,7 +94,9 @@ class Page:
 
     def open(self, timeout: float = 60.0) -> Page:
         self.driver.get(self.url)
-        self.wait(lambda: self.driver.find_elements("css selector", "#goal-box textarea"), timeout)
+        # both: Gradio renders the components one after another, and the frame counter observes #live-frame
+        self.wait(lambda: self.driver.find_elements("css selector", "#goal-box textarea")
+                  and self.driver.find_elements("css selector", "#live-frame"), timeout)
         self.driver.execute_script(COUNT_FRAMES)
         return self
 
