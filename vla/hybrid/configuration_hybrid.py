@@ -50,7 +50,8 @@ class HybridConfig(PolicyConfig):
             chosen head's probabilities sharpened by 1/T (the policy's own noise generator, reseeded by ``reset``,
             so a run is reproducible). A deterministic policy in a state its action does not change repeats that
             action forever (seen: a learned skill pressing an unaffordable ``make`` for 50 steps while a zombie
-            hit it); sampling leaves such fixed points.
+            hit it); sampling leaves such fixed points, but measured in the agent it wandered into more deaths
+            (vla/README.md, "Stop 28"), so the default stays 0.
         mode: which prediction ``act`` uses: the ensemble, or one head alone (for ablations).
         num_bins: continuous actions only: uniform bins per action dimension, the AR head's vocabulary
             (256 as in RT-2 / HybridVLA); the AR segment holds ``chunk_size * action_dim`` bin tokens.
