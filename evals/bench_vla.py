@@ -79,14 +79,20 @@ def actions_per_second(policy: HybridVLAPolicy, obs: dict[str, np.ndarray], n: i
     return n / (time.perf_counter() - start)
 
 
+def mode_policies(checkpoint: str) -> dict[str, HybridVLAPolicy]:
+    """One copy of the checkpoint per inference mode (ensemble, AR only, diffusion only)."""
+    policies = {mode: HybridVLAPolicy.from_pretrained(checkpoint) for mode in MODES}
+    for mode, policy in policies.items():
+        policy.config.mode = mode
+    return policies
+
+
 def speed_comparison(checkpoints: dict[str, str], obs: dict[str, np.ndarray], n: int, instruction: str,
                      rounds: int = 5) -> dict[str, dict[str, float]]:
     """Median actions/s at batch 1 per checkpoint and mode over ``rounds`` rounds that alternate the checkpoints,
     so a machine whose load changes slows every one alike (the ratio is what to read on a shared CPU)."""
-    policies = {(label, mode): HybridVLAPolicy.from_pretrained(path) for label, path in checkpoints.items()
-                for mode in MODES}
-    for (_, mode), policy in policies.items():
-        policy.config.mode = mode
+    policies = {(label, mode): policy for label, path in checkpoints.items()
+                for mode, policy in mode_policies(path).items()}
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in policies}
     for _ in range(rounds):
         for key, policy in policies.items():
@@ -191,9 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     console = Console()
     if args.speed_only and not arm:
         return speed_only(checkpoint, args.baseline, args.speed_actions, out, console)
-    policies = {mode: HybridVLAPolicy.from_pretrained(checkpoint) for mode in MODES}
-    for mode, policy in policies.items():
-        policy.config.mode = mode
+    policies = mode_policies(checkpoint)
     obs = arm_observations(max(args.batch_size, 64)) if arm else real_observations(max(args.batch_size, 64))
     instruction = TASKS["push"].instruction if arm else "collect wood"
     speed = {mode: round(actions_per_second(policy, obs, args.speed_actions, instruction), 1)
