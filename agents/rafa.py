@@ -46,19 +46,25 @@ from tools.envs.crafter_goals import Goal
 from tools.skills.crafter import NEAR_RADIUS, SKILLS, run_skill
 
 HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beats fighting them
+#: Skill kinds run by the scripted bodies: ``expert`` reads the whole map, ``expert-view`` only the frame's tiles
+#: (the teacher of the learned skills; ``tools.skills.harness.SkillRun.sight``).
+SCRIPTED_SKILLS = {"expert": "map", "expert-view": "view"}
 
 
 def make_skill_runner(kind: str, attempt_budget: int = 0) -> SkillRunner:
-    """The function behind the ``act`` tool: scripted experts (``expert``), or a learned policy (loaded lazily):
-    ``learned`` (the default one), a registered name (``vla.registry``: ``hybrid``, ...) or a checkpoint folder.
+    """The function behind the ``act`` tool: scripted experts (``expert``; ``expert-view`` sees only the frame's
+    tiles), or a learned policy (loaded lazily): ``learned`` (the default one), a registered name (``vla.registry``:
+    ``hybrid``, ...) or a checkpoint folder.
 
     ``attempt_budget`` > 0: the scripted skills try a skill whose items are missing for that many steps.
     """
-    if kind != "expert":
+    if kind not in SCRIPTED_SKILLS:
         from vla.skills import LearnedSkillRunner
 
         return LearnedSkillRunner.from_pretrained(kind)
-    return functools.partial(run_skill, attempt_budget=attempt_budget) if attempt_budget else run_skill
+    if kind == "expert" and not attempt_budget:
+        return run_skill
+    return functools.partial(run_skill, attempt_budget=attempt_budget or None, sight=SCRIPTED_SKILLS[kind])
 
 
 @dataclass
@@ -95,8 +101,9 @@ class RafaConfig:
             skills, one step at a time (the ReAct-style "greedy" baseline).
         replan: False plans once with the model and executes that plan to its end
             whatever happens (the "open-loop" baseline).
-        skills: "expert" runs the scripted skills; "learned" runs the shipped HybridVLA policy; a registered
-            policy name (``vla.registry``) or a checkpoint folder runs that policy.
+        skills: "expert" runs the scripted skills; "expert-view" runs them seeing only the frame's tiles (the
+            learned skills' teacher); "learned" runs the shipped HybridVLA policy; a registered policy name
+            (``vla.registry``) or a checkpoint folder runs that policy.
         imagination: before acting, imagine the chosen skill in the learned world model and revise
             the choice when imagination gives it no chance (RIG-style self-correction).
         imagine_veto: imagined success probability at or below which a choice is revised. With a
@@ -193,13 +200,13 @@ class RafaConfig:
         if self.perception not in ("privileged", "pixels") or (self.perception == "pixels" and self.imagination):
             raise ValueError(f"RafaConfig.perception must be 'privileged' or 'pixels' (pixels without imagination: "
                              f"the world model's imagined state is not built from pixels yet), got {self.perception!r}")
-        if self.skills != "expert":
+        if self.skills not in SCRIPTED_SKILLS:
             from vla.registry import is_policy_reference, policy_names  # torch loads only for a learned policy
 
             if not is_policy_reference(self.skills):
-                raise ValueError(f"RafaConfig.skills must be 'expert', 'learned', a registered policy "
+                raise ValueError(f"RafaConfig.skills must be 'expert', 'expert-view', 'learned', a registered policy "
                                  f"({', '.join(policy_names())}) or an existing checkpoint folder, got {self.skills!r}")
-        if self.attempt_budget < 0 or (self.attempt_budget and self.skills != "expert"):
+        if self.attempt_budget < 0 or (self.attempt_budget and self.skills not in SCRIPTED_SKILLS):
             raise ValueError(f"RafaConfig.attempt_budget must be >= 0 and needs skills='expert' (the learned "
                              f"policy has no requirement check to skip), got {self.attempt_budget} with "
                              f"skills={self.skills!r}")

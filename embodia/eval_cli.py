@@ -63,7 +63,8 @@ def run(
     dtype: Annotated[str, typer.Option(help="planner dtype")] = "float32",
     adapter: AdapterOption = "default",
     world_model: WorldModelOption = None,
-    skills: Annotated[str | None, typer.Option(help="who acts, overriding the suite: expert, learned, a registered "
+    skills: Annotated[str | None, typer.Option(help="who acts, overriding the suite: expert, expert-view "
+                                               "(scripted, seeing only the frame's tiles), learned, a registered "
                                                "policy (hybrid) or a policy checkpoint folder")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per episode process (0: all cores for one worker, "
                                          "cores / workers for several); 1 when other jobs share the CPU")] = 0,

@@ -20,7 +20,8 @@ LLMOption = Annotated[str, typer.Option("--llm", help="BACKEND:MODEL, e.g. trans
                                         "(critic only, no language model)")]
 DeviceOption = Annotated[str, typer.Option(help="torch device for the planner: cpu, cuda, auto")]
 DtypeOption = Annotated[str, typer.Option(help="planner dtype: float32, bfloat16, float16")]
-SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills), learned (the shipped HybridVLA policy), a "
+SkillsOption = Annotated[str, typer.Option(help="expert (scripted skills), expert-view (the same, seeing only the "
+                                           "frame's tiles), learned (the shipped HybridVLA policy), a "
                                            "registered policy (hybrid, univla, rth) or a policy checkpoint folder")]
 AdapterOption = Annotated[str, typer.Option(help="planner LoRA adapter dir (from `embodia finetune planner`); "
                                            "'default': the shipped one for the embedded model; 'none': base model")]

@@ -38,7 +38,7 @@ from agents.episode import run_episode, versions
 from agents.llm.adapters import ADAPTER_WEIGHTS
 from agents.llm.base import LLM
 from agents.open_ended import OPEN_GOAL
-from agents.rafa import RafaConfig
+from agents.rafa import SCRIPTED_SKILLS, RafaConfig
 from evals.agents import get_agent
 from evals.executors import Setup, WorkerLost, check_address, import_ray, make_executor
 from evals.store import RESULTS_FILE, ResultsWriter, load_results
@@ -167,7 +167,7 @@ class EvalConfig:
                     "privileged": spec.privileged, "split": self.split,
                     "seeds": list(self.seeds), "goals": list(self.suite.goals) or [OPEN],
                     "max_steps": self.suite.max_steps, "agent_config": dataclasses.asdict(agent_config)}
-        if agent_config.skills != "expert":  # a learned policy: its weights, as for the adapter and world model
+        if agent_config.skills not in SCRIPTED_SKILLS:  # a learned policy: its weights, like the adapter's
             from vla.base import WEIGHTS_FILE as POLICY_WEIGHTS
             from vla.registry import checkpoint_of
 

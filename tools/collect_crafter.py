@@ -22,6 +22,7 @@ from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_summary, write_dataset_card, write_shard
 from tools.language_motion import crafter_motion_in_env
 from tools.skills.crafter import SKILLS, run_skill
+from tools.skills.harness import SIGHTS
 
 #: The curriculum one world runs, in order; repeated skills are the ones later skills consume.
 CHAIN: tuple[str, ...] = (
@@ -67,8 +68,11 @@ class RecordSteps(gymnasium.Wrapper):
         return self.obs, reward, terminated, truncated, info
 
 
-def run_chain(seed: int, chain: tuple[str, ...] = CHAIN) -> tuple[list[EpisodeBuffer], Counter]:
-    """Run ``chain`` in the world of ``seed``; returns the successful skill calls and a failure count per skill."""
+def run_chain(seed: int, chain: tuple[str, ...] = CHAIN, sight: str = "map") -> tuple[list[EpisodeBuffer], Counter]:
+    """Run ``chain`` in the world of ``seed``; returns the successful skill calls and a failure count per skill.
+
+    ``sight`` is what the expert may read (``tools.skills.harness.SIGHTS``): the whole map, or the frame's tiles.
+    """
     env = RecordSteps(CrafterEnv(seed=seed))
     env.reset(seed=seed)
     game: CrafterEnv = env.unwrapped  # type: ignore[assignment]
@@ -80,7 +84,7 @@ def run_chain(seed: int, chain: tuple[str, ...] = CHAIN) -> tuple[list[EpisodeBu
             failures[name] += 1
             return {}
         env.buffer = EpisodeBuffer(name)
-        result = run_skill(env, name)
+        result = run_skill(env, name, sight=sight)
         if result.ok and len(env.buffer):
             episodes.append(env.buffer)
         elif not result.ok:
@@ -114,12 +118,16 @@ def collect_crafter(
     seed: int = 0,
     command: str = "",
     on_world: Callable[[int, int], None] | None = None,
+    sight: str = "map",
 ) -> CollectReport:
     """Collect at least ``episodes`` skill episodes from worlds ``seed, seed+1, ...`` into ``out``.
 
     Worlds whose shard already exists are read back instead of rerun (safe to rerun after a kill).
-    ``on_world(seed, episodes_so_far)`` is called after each world, for progress bars.
+    ``on_world(seed, episodes_so_far)`` is called after each world, for progress bars. ``sight="view"``: the
+    expert reads only the tiles in the player's frame (a teacher a pixel policy can imitate; ``run_chain``).
     """
+    if sight not in SIGHTS:
+        raise ValueError(f"sight must be one of {', '.join(SIGHTS)}, got {sight!r}")
     out = Path(out)
     total, frames, world = 0, 0, seed
     counts: Counter = Counter()
@@ -132,7 +140,7 @@ def collect_crafter(
             n_episodes = len(names)
             counts.update(names)
         else:
-            recorded, failed = run_chain(world)
+            recorded, failed = run_chain(world, sight=sight)
             failures.update(failed)
             n_episodes = len(recorded)
             counts.update(e.instruction for e in recorded)
@@ -147,6 +155,7 @@ def collect_crafter(
         "env": "Crafter (crafter 1.8.3 via tools.envs.crafter.CrafterEnv, 64x64 RGB + 42-dim state, 17 actions)",
         "expert": "tools.skills.crafter.run_skill over tools.collect_crafter.CHAIN; "
         "one successful skill call = one episode",
+        "expert sight": "the whole map (privileged)" if sight == "map" else "the 9x7 tiles of the player's frame",
         "seeds": f"{seeds[0]}-{seeds[-1]} (one world per seed, one shard per world)",
         "episodes": total,
         "frames": frames,

@@ -45,7 +45,7 @@ from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_files, shard_summary, write_dataset_card, write_shard
 from tools.io import atomic_write_json
 from tools.skills.crafter import SKILLS, expert_action, normalise_skill_name, run_policy_skill, run_skill
-from tools.skills.harness import Stop
+from tools.skills.harness import SIGHTS, Stop
 from tools.train_state import ResumeMismatchError
 from vla.base import Policy
 from vla.evaluate import compare_skills, mean_success
@@ -85,6 +85,9 @@ class DaggerConfig:
     eval_seeds: held-out worlds for each round's per-skill success (``vla.evaluate.compare_skills``).
     eval_budget: env steps per attempt in that evaluation.
     seed: seeds the beta coin and the training batches.
+    sight: what the labelling expert reads (``tools.skills.harness.SIGHTS``): ``map``, the whole world, or
+        ``view``, the tiles of the frame the policy sees. A ``map`` label can depend on things out of the frame
+        (the lake 20 tiles east), which a memoryless pixel policy cannot imitate.
     resume: continue a run in ``out``: finished rounds are skipped, an unfinished one is redone.
     """
 
@@ -105,12 +108,15 @@ class DaggerConfig:
     eval_seeds: tuple[int, ...] = (1000, 1001, 1002)
     eval_budget: int = 150
     seed: int = 0
+    sight: str = "map"
     resume: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rounds", "worlds", "budget", "steps", "batch_size", "eval_budget"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sight not in SIGHTS:
+            raise ValueError(f"sight must be one of {', '.join(SIGHTS)}, got {self.sight!r}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
         if not 0.0 <= self.on_policy_fraction < 1.0:
@@ -165,7 +171,7 @@ class _Labelled(gymnasium.Wrapper):
 
 
 def rollout(env: gymnasium.Env, name: str, policy: Policy, beta: float, rng: np.random.Generator,
-            budget: int | None = None) -> tuple[EpisodeBuffer, list[Step], ToolResult]:
+            budget: int | None = None, sight: str = "map") -> tuple[EpisodeBuffer, list[Step], ToolResult]:
     """Run skill ``name`` on ``env`` (stepped in place) with the beta-mixture; every visited state is labelled.
 
     The run stops by the skill's own rules, or where the expert would give up (it has no label there).
@@ -175,7 +181,7 @@ def rollout(env: gymnasium.Env, name: str, policy: Policy, beta: float, rng: np.
     policy.reset()
 
     def choose(obs: dict[str, np.ndarray]) -> int:
-        label = expert_action(env, name)
+        label = expert_action(env, name, sight)
         if label is None:
             raise Stop(False, "the expert has no action here")
         step = Step(label, int(policy.act(obs, name)), by_expert=bool(rng.random() < beta))
@@ -201,7 +207,7 @@ def collect_round(cfg: DaggerConfig, round_no: int, policy: Policy,
         for name in feasible_chain(env):
             if name in cfg.skills:
                 buffer, steps, result = rollout(copy.deepcopy(env), name, policy, beta, rng,
-                                                min(cfg.budget, SKILLS[name].budget))
+                                                min(cfg.budget, SKILLS[name].budget), cfg.sight)
                 if len(buffer):
                     episodes.append(buffer)
                     per_skill[name] += len(buffer)
@@ -337,7 +343,8 @@ def _write_card(out: Path, cfg: DaggerConfig) -> None:
     for shard in shard_files(out / "data"):
         counts.update(shard_summary(shard)[1])
     facts = {"base data": cfg.base_data or "none", "skills relabelled": ", ".join(cfg.skills),
-             "labels": "tools.skills.crafter.expert_action at every state a DAgger rollout visited",
+             "labels": f"tools.skills.crafter.expert_action (sight {cfg.sight}) at every state a DAgger rollout "
+                       "visited",
              "command": "embodia train dagger (vla.dagger)"}
     write_dataset_card(out / "data", "Crafter skills: expert demonstrations + DAgger rounds", facts, dict(counts))
 

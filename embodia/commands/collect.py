@@ -52,6 +52,9 @@ def collect(
                                           "runtime of --workers CPUs, or the cluster at --address)")] = "pool",
     address: Annotated[str | None, typer.Option(help="--executor ray: an existing cluster, HOST:PORT, "
                                                 "ray://HOST:PORT or auto")] = None,
+    sight: Annotated[str, typer.Option(help="policy, crafter only: what the expert reads, map (the whole world) or "
+                                       "view (only the 9x7 tiles of the frame, a teacher a pixel policy can "
+                                       "imitate)")] = "map",
 ) -> None:
     """Record episodes as a dataset: expert demonstrations for policies, or world-model training episodes; safe to
     rerun (shards on disk are kept)."""
@@ -73,6 +76,9 @@ def collect(
         raise typer.BadParameter("parallel collection (--workers, --executor, --address) is built for --for "
                                  "world-model only; policy datasets number episodes in collection order",
                                  param_hint="--executor")
+    if sight not in ("map", "view") or (sight != "map" and (env, purpose) != ("crafter", "policy")):
+        raise typer.BadParameter(f"--sight is map or view, and view is for --env crafter --for policy; got {sight!r}",
+                                 param_hint="--sight")
     out = out or Path("data/crafter-skills" if env == "crafter" else "data/metaworld")
     seed = seed or 0
     columns = (TextColumn("[bold]collect {task.fields[world]}"), BarColumn(), MofNCompleteColumn(),
@@ -82,7 +88,7 @@ def collect(
         if env == "crafter":
             from tools.collect_crafter import collect_crafter
 
-            report = collect_crafter(out, episodes, seed=seed, command=command,
+            report = collect_crafter(out, episodes, seed=seed, command=command, sight=sight,
                                      on_world=lambda world, n: progress.update(task, completed=min(n, episodes),
                                                                                world=f"seed {world}"))
         else:

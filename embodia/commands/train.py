@@ -180,6 +180,7 @@ def dagger(
     eval_seeds: str = config_option(DAGGER, "eval_seeds"),
     eval_budget: int = config_option(DAGGER, "eval_budget"),
     seed: int = config_option(DAGGER, "seed"),
+    sight: str = config_option(DAGGER, "sight"),
     resume: bool = config_option(DAGGER, "resume", "--resume"),
 ) -> None:
     """DAgger rounds for the learned Crafter skills: roll the policy out mixed with the expert, label every visited
@@ -196,7 +197,7 @@ def dagger(
                             worlds=worlds, first_world=first_world, beta=beta, budget=budget, steps=steps, lr=lr,
                             warmup_steps=warmup_steps, batch_size=batch_size,
                             on_policy_fraction=on_policy_fraction, eval_seeds=seeds_option(eval_seeds),
-                            eval_budget=eval_budget, seed=seed, resume=resume)
+                            eval_budget=eval_budget, seed=seed, sight=sight, resume=resume)
 
     cfg = vla_config(build, "run dagger")
     with progress_bar() as progress:

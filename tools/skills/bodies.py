@@ -1,7 +1,8 @@
 """The scripted skill bodies: one plain loop per verb, driving a :class:`~tools.skills.harness.SkillRun`.
 
-Each body reads privileged state (the full map, inventory) from ``env.unwrapped`` and steps the
-env through the run, which stops it with :class:`~tools.skills.harness.Stop` on success or with a
+Each body reads privileged state (the full map, or with ``sight="view"`` the frame's tiles, and the inventory)
+through the run's map views and steps the env through the run, which stops it with
+:class:`~tools.skills.harness.Stop` on success or with a
 specific, actionable failure reason for the planner.
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 from crafter import constants, objects
 
 from tools.envs.crafter import MATERIAL_IDS
-from tools.skills.harness import SkillRun, Stop
+from tools.skills.harness import UNKNOWN, SkillRun, Stop
 from tools.skills.navigation import DIRS, MOVE_ACTIONS, WALKABLE_IDS, neighbours_mask, plan
 from tools.skills.specs import EXPLORE_NEW_TILES, ITEM_OF_MATERIAL, NEAR_RADIUS, SkillSpec
 
@@ -22,7 +23,7 @@ SHELTER_SEARCH = 40
 
 
 def _walkable_free(run: SkillRun) -> np.ndarray:
-    return np.isin(run.game.world._mat_map, WALKABLE_IDS) & ~run.occupied()
+    return np.isin(run.materials(), WALKABLE_IDS) & ~run.occupied()
 
 
 def _collect(run: SkillRun) -> None:
@@ -43,7 +44,7 @@ def _collect(run: SkillRun) -> None:
 
 def _placeable(run: SkillRun, thing: str) -> np.ndarray:
     where = [MATERIAL_IDS[m] for m in constants.place[thing]["where"] if m != "lava"]
-    mask = np.isin(run.game.world._mat_map, where) & ~run.occupied()
+    mask = np.isin(run.materials(), where) & ~run.occupied()
     x, y = run.game.player_pos
     mask[x, y] = False
     return mask
@@ -117,11 +118,11 @@ def _pockets(run: SkillRun, d: int) -> tuple[np.ndarray, np.ndarray]:
     The player enters s and s + d (digging stone if needed), steps back into s and seals q with a
     stone; the pocket's other five neighbours must already be walls no creature can cross.
     """
-    mat = run.game.world._mat_map
+    mat = run.materials()
     occupied = run.occupied()
     walk = np.isin(mat, WALKABLE_IDS)
     roomy = (walk | (mat == MATERIAL_IDS["stone"])) & ~occupied
-    wall = ~walk & (mat != MATERIAL_IDS["lava"])
+    wall = ~walk & (mat != MATERIAL_IDS["lava"]) & (mat != UNKNOWN)
     w, h = mat.shape
     dx, dy = DIRS[d]
     px, py = -dy, dx  # perpendicular
@@ -191,7 +192,7 @@ def _eat_plant(run: SkillRun) -> None:
         for obj in run.game.world.objects:
             if isinstance(obj, objects.Plant) and obj.ripe:
                 out[tuple(obj.pos)] = True
-        return out
+        return out & run.visible()
 
     if not run.mask("plant").any():
         if not run.game.inventory["sapling"]:
@@ -243,7 +244,10 @@ def _explore(run: SkillRun) -> None:
     while True:
         if int((run.game.seen & ~seen).sum()) >= EXPLORE_NEW_TILES:
             raise Stop(True)
-        run.goto("unexplored walkable area", pos=unseen)
+        if run.sight == "view":  # what was seen before is memory a frame does not hold
+            run.explore_step()
+        else:
+            run.goto("unexplored walkable area", pos=unseen)
 
 
 BODIES: dict[str, Callable[[SkillRun], None]] = {

@@ -31,7 +31,7 @@ __all__ = ["EXPLORE_NEW_TILES", "HEALTH_CRITICAL", "NEAR_RADIUS", "SKILLS", "Ski
 
 
 def run_skill(
-    env: gymnasium.Env, name: str, budget: int | None = None, attempt_budget: int | None = None
+    env: gymnasium.Env, name: str, budget: int | None = None, attempt_budget: int | None = None, sight: str = "map"
 ) -> ToolResult:
     """Run the scripted skill ``name`` on ``env`` until it succeeds, fails, or ``budget`` steps pass.
 
@@ -39,8 +39,9 @@ def run_skill(
     check. With ``attempt_budget`` the script is tried anyway for at most that many steps (placing a table
     with one wood, mining stone bare-handed), as a robot without the check would: the world model's
     training data learns what a failed attempt looks like, and a blind planner pays for one in env steps.
+    ``sight="view"`` lets the script read only the tiles in the player's frame (``tools.skills.harness.SkillRun``).
     """
-    return _execute(env, name, budget, lambda run: body_of(run.spec)(run), attempt_budget)
+    return _execute(env, name, budget, lambda run: body_of(run.spec)(run), attempt_budget, sight)
 
 
 def run_policy_skill(
@@ -75,19 +76,20 @@ class _Probe(SkillRun):
         raise _Chosen(action)
 
 
-def expert_action(env: gymnasium.Env, name: str) -> int | None:
+def expert_action(env: gymnasium.Env, name: str, sight: str = "map") -> int | None:
     """The scripted expert's next action index for skill ``name`` in ``env``'s *current* state, or None when
     the expert would stop there (nothing reachable, requirements missing, energy full...).
 
     The bodies re-plan from the privileged state at every step, so starting one afresh and taking its first
     action labels any state, including ones only a learner reaches (DAgger). Nothing is stepped or changed.
     Bodies that keep memory across steps (explore's tiles seen at the start, sleep's shelter) re-plan from
-    the current state instead, an approximation for those skills.
+    the current state instead, an approximation for those skills. With ``sight="view"`` the label depends on the
+    frame's tiles only, so a memoryless pixel policy can match it everywhere (no imitation gap).
     """
     spec = SKILLS.get(normalise_skill_name(name))
     if spec is None:
         raise ValueError(f"unknown skill {name!r}; known skills: {', '.join(sorted(SKILLS))}")
-    probe = _Probe(env, spec, budget=1)
+    probe = _Probe(env, spec, budget=1, sight=sight)
     if spec.missing(probe.start_inventory):
         return None
     try:
@@ -101,13 +103,13 @@ def expert_action(env: gymnasium.Env, name: str) -> int | None:
 
 def _execute(
     env: gymnasium.Env, name: str, budget: int | None, body: Callable[[SkillRun], None],
-    attempt_budget: int | None = None,
+    attempt_budget: int | None = None, sight: str = "map",
 ) -> ToolResult:
     spec = SKILLS.get(normalise_skill_name(name))
     if spec is None:
         message = f"unknown skill {name!r}; known skills: {', '.join(sorted(SKILLS))}"
         return ToolResult(ok=False, text=message, error=message, data={"skill": name, "reason": message})
-    run = SkillRun(env, spec, spec.budget if budget is None else budget)
+    run = SkillRun(env, spec, spec.budget if budget is None else budget, sight=sight)
     missing = spec.missing(run.start_inventory)
     try:
         if missing and attempt_budget is None:

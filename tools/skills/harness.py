@@ -16,13 +16,22 @@ import numpy as np
 from crafter import constants, objects
 
 from tools.envs.crafter import ACTION_NAMES, MATERIAL_IDS, CrafterEnv, daylight_phase
-from tools.skills.navigation import DIRS, MOVE_ACTIONS, cell_kinds, plan
+from tools.skills.navigation import DIRS, MOVE_ACTIONS, WALK, WALKABLE_IDS, cell_kinds, plan
 from tools.skills.specs import SkillSpec
 
 #: Skills (except eat cow, drink water and sleep) give up when health falls to this level or lower.
 HEALTH_CRITICAL = 3
 
 ACTION_INDEX = {name: i for i, name in enumerate(ACTION_NAMES)}
+#: What a skill body may read: ``map`` (the whole world, privileged) or ``view`` (only the 9x7 tiles the player's
+#: frame shows, as a pixel policy does).
+SIGHTS = ("map", "view")
+#: Half-width and half-height of the map part of Crafter's frame (``crafter.Env``: a 9x9 grid, 2 item rows).
+VIEW_RADIUS = (4, 3)
+#: The material id a ``view`` run gives tiles outside the frame.
+UNKNOWN = -1
+#: Clockwise successor of each direction index of ``DIRS`` (left -> up -> right -> down -> left, y pointing down).
+CLOCKWISE = (2, 3, 1, 0)
 CREATURES = {"cow": objects.Cow, "zombie": objects.Zombie, "skeleton": objects.Skeleton, "plant": objects.Plant}
 _NO_HEALTH_WATCH = ("eat cow", "drink water", "sleep")
 
@@ -48,6 +57,9 @@ class SkillRun:
         obs: the last observation dict (None before the first step).
         sheltered: sleep dug a stone shelter (it then waits for daylight before waking counts).
         missing_near: the station a ``make`` failed for lack of (the planner places one).
+        sight: ``map`` lets the body read the whole world; ``view`` only the tiles in the player's frame. A ``view``
+            body walks straight ahead (turning clockwise at obstacles) while its target is out of sight, so its next
+            action is a function of the frame alone: the teacher a memoryless pixel policy can imitate.
     """
 
     env: gymnasium.Env
@@ -59,10 +71,13 @@ class SkillRun:
     obs: dict[str, Any] | None = None
     sheltered: bool = False
     missing_near: str | None = None
+    sight: str = "map"
     start_inventory: dict[str, int] = field(init=False)
     start_achievements: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.sight not in SIGHTS:
+            raise ValueError(f"SkillRun.sight must be one of {', '.join(SIGHTS)}, got {self.sight!r}")
         self.start_inventory = self.game.inventory
         self.start_achievements = self.game.achievements
 
@@ -104,26 +119,46 @@ class SkillRun:
         return unlocked
 
     # --- map views ---
+    def visible(self) -> np.ndarray:
+        """Cells the body may read: all of them with ``sight="map"``, the frame's 9x7 window with ``view``."""
+        out = np.ones(self.game.world.area, bool)
+        if self.sight == "view":
+            out[:] = False
+            (x, y), (rx, ry) = self.game.player_pos, VIEW_RADIUS
+            out[max(0, x - rx) : x + rx + 1, max(0, y - ry) : y + ry + 1] = True
+        return out
+
+    def materials(self) -> np.ndarray:
+        """The material-id map, with ``UNKNOWN`` on the cells the body may not see."""
+        mat = self.game.world._mat_map
+        if self.sight == "map":
+            return mat
+        return np.where(self.visible(), mat, UNKNOWN)
+
     def mask(self, thing: str) -> np.ndarray:
-        """Cells holding a material or creature called ``thing``."""
+        """Cells in sight holding a material or creature called ``thing``."""
         if thing in CREATURES:
             out = np.zeros(self.game.world.area, bool)
             for obj in self.game.world.objects:
                 if isinstance(obj, CREATURES[thing]):
                     out[tuple(obj.pos)] = True
-            return out
-        return self.game.world._mat_map == MATERIAL_IDS[thing]
+            return out & self.visible()
+        return self.materials() == MATERIAL_IDS[thing]
 
     def occupied(self) -> np.ndarray:
         out = np.zeros(self.game.world.area, bool)
         for obj in self.game.world.objects:
             if obj is not self.game.player:
                 out[tuple(obj.pos)] = True
-        return out
+        return out & self.visible()
 
     def kinds(self, creatures_block: bool = True) -> np.ndarray:
+        """Cost-grid cell kinds (``tools.skills.navigation``); unseen cells count as walkable (free space assumed)."""
         occupied = self.occupied() if creatures_block else self.mask("plant")
-        return cell_kinds(self.game.world._mat_map, occupied, self.game.inventory["wood_pickaxe"] > 0)
+        kinds = cell_kinds(self.game.world._mat_map, occupied, self.game.inventory["wood_pickaxe"] > 0)
+        if self.sight == "view":
+            kinds[~self.visible()] = WALK
+        return kinds
 
     def faced(self) -> tuple[int, int]:
         (x, y), (dx, dy) = self.game.player_pos, self.game.facing
@@ -167,9 +202,15 @@ class SkillRun:
             face_mask = None if face is None else face()
             pos_mask = None if pos is None else pos()
             if (face_mask is not None and not face_mask.any()) or (pos_mask is not None and not pos_mask.any()):
+                if self.sight == "view":
+                    self.explore_step()
+                    continue
                 raise Stop(False, f"no {what} on the map")
             route = plan(self.kinds(), self.game.player_pos, self.game.facing, pos_mask, face_mask)
             if route is None:
+                if self.sight == "view":  # in sight but walled off: look elsewhere
+                    self.explore_step()
+                    continue
                 if (
                     plan(self.kinds(creatures_block=False), self.game.player_pos, self.game.facing, pos_mask, face_mask)
                     is None
@@ -181,3 +222,27 @@ class SkillRun:
             if route[0] is None:
                 return
             self.step_dir(route[0])
+
+    def explore_step(self) -> None:
+        """One step of the memoryless search a ``view`` body makes while its target is out of sight.
+
+        Ahead while the faced tile is free ground; blocked, toward whichever side (left or right of the facing) shows
+        more free ground in the frame (clockwise on a tie), so it heads into open country instead of circling a
+        corner; back only when both sides are blocked; wait when boxed in. Every input is in the frame.
+        """
+        x, y = self.game.player_pos
+        ahead = DIRS.index(tuple(self.game.facing))
+        right = CLOCKWISE[ahead]
+        left = CLOCKWISE[CLOCKWISE[right]]
+        free = np.isin(self.materials(), WALKABLE_IDS) & ~self.occupied()
+        (rx, ry), (dx, dy) = VIEW_RADIUS, DIRS[right]
+        window = free[max(0, x - rx) : x + rx + 1, max(0, y - ry) : y + ry + 1]
+        xs, ys = np.nonzero(window)
+        side = (xs + max(0, x - rx) - x) * dx + (ys + max(0, y - ry) - y) * dy  # > 0: right of the facing
+        sides = (right, left) if (side > 0).sum() >= (side < 0).sum() else (left, right)
+        for direction in (ahead, *sides, CLOCKWISE[right]):
+            ddx, ddy = DIRS[direction]
+            if 0 <= x + ddx < free.shape[0] and 0 <= y + ddy < free.shape[1] and free[x + ddx, y + ddy]:
+                self.act(MOVE_ACTIONS[direction])
+                return
+        self.act("noop")
