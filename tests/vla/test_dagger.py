@@ -31,16 +31,17 @@ def tiny_policy(tmp_path_factory):
     return folder
 
 
-def test_expert_action_is_the_experts_next_step():
-    """Driving a skill one expert label at a time takes exactly the scripted expert's actions."""
+@pytest.mark.parametrize("sight", ["map", "view"])
+def test_expert_action_is_the_experts_next_step(sight):
+    """Driving a skill one expert label at a time takes exactly the scripted expert's actions (either sight)."""
     env = CrafterEnv(seed=0)
     env.reset(seed=0)
     for name in ("collect wood", "collect wood", "collect wood", "place table", "make wood_pickaxe"):
         scripted, probed = RecordSteps(copy.deepcopy(env)), RecordSteps(copy.deepcopy(env))
         for wrapper in (scripted, probed):
             wrapper.obs, wrapper.buffer = env.observe(), EpisodeBuffer(name)
-        expert = run_skill(scripted, name)
-        labelled = run_policy_skill(probed, name, lambda obs, e=probed, n=name: expert_action(e, n))
+        expert = run_skill(scripted, name, sight=sight)
+        labelled = run_policy_skill(probed, name, lambda obs, e=probed, n=name: expert_action(e, n, sight))
         assert expert.ok and labelled.ok and scripted.buffer.actions == probed.buffer.actions
         run_skill(env, name)
     assert expert_action(env, "make stone_pickaxe") is None  # no stone: the expert would not start
@@ -48,19 +49,20 @@ def test_expert_action_is_the_experts_next_step():
         expert_action(env, "fly")
 
 
-def test_rollout_labels_the_learners_own_states_with_the_experts_actions(tiny_policy):
+@pytest.mark.parametrize("sight", ["map", "view"])
+def test_rollout_labels_the_learners_own_states_with_the_experts_actions(tiny_policy, sight):
     from vla.registry import load_policy
 
     env = CrafterEnv(seed=3)
     env.reset(seed=3)
     start = copy.deepcopy(env)
     buffer, steps, _ = rollout(env, "collect wood", load_policy(tiny_policy), beta=0.0,
-                               rng=np.random.default_rng(0), budget=30)
+                               rng=np.random.default_rng(0), budget=30, sight=sight)
     assert len(buffer) == len(steps) > 0 and not any(s.by_expert for s in steps)
     assert buffer.actions == [s.label for s in steps]
     assert sum(s.learner != s.label for s in steps) > 0  # the untrained learner erred; the labels say what to do
     for step in steps:  # replay the learner's trajectory: each label is the expert's action in that state
-        assert expert_action(start, "collect wood") == step.label
+        assert expert_action(start, "collect wood", sight) == step.label
         start.step(step.executed)
 
 
