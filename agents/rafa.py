@@ -253,15 +253,24 @@ class RafaAgent:
 
     # --- learn: the belief ---
     def belief(self) -> Belief:
+        remembered = self._remembered_stations()
         if self.perception is not None:
-            return self.perception.belief(self.placed - self.distrust, self.config.threat_radius)
+            return self.perception.belief(remembered, self.config.threat_radius)
         world = self.env.unwrapped
         visible = self._things_within(NEAR_RADIUS)
-        remembered = self.placed - self.distrust
         threats = self._things_within(self.config.threat_radius) & HOSTILE
         return Belief(inventory=dict(world.inventory), reachable=frozenset(visible | remembered),
                       threats=frozenset(threats), night=daylight_phase(world.daylight) != "day",
                       achievements=dict(world.achievements))
+
+    def _remembered_stations(self) -> set[str]:
+        """Stations placed earlier that still count as within reach once out of sight.
+
+        Only the map-reading scripted skills can walk back to a table they no longer see; a skill that sees the
+        frame alone (``expert-view``, every learned policy) cannot, and a ``make`` sent on that memory spends its
+        whole budget looking. For those the planner re-places the station, as it does after such a failure.
+        """
+        return self.placed - self.distrust if SCRIPTED_SKILLS.get(self.config.skills) == "map" else set()
 
     def _things_within(self, radius: int) -> set[str]:
         """Names of materials and creatures within ``radius`` tiles (Chebyshev) of the player."""

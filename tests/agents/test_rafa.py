@@ -67,6 +67,28 @@ def test_replans_when_a_remembered_table_is_out_of_reach():
     assert agent.memory.of_kind("reflection")
 
 
+def test_skills_that_see_only_the_frame_do_not_count_on_a_table_out_of_sight():
+    """A learned or frame-only skill cannot walk back to a table it no longer sees: the planner places a new one
+    instead of sending ``make`` on the memory (which would spend its whole budget looking)."""
+    env = CrafterEnv(seed=1)
+    env.reset(seed=1)
+    agent = RafaAgent(env, llm=None, config=RafaConfig(max_env_steps=1500, skills="expert-view"))
+    assert finish(agent, "place_table")[1].success and "table" in agent.placed
+    assert "table" in agent.belief().reachable  # in sight
+    for _ in range(8):
+        if distance_to_nearest_table(env) > NEAR_RADIUS + 1:
+            break
+        run_skill(env, "explore")
+    assert distance_to_nearest_table(env) > NEAR_RADIUS + 1
+    assert "table" not in agent.belief().reachable
+    steps, final = finish(agent, "make_wood_pickaxe")
+    skills = [s.arguments["skill"] for s in steps if isinstance(s, ActionStep)]
+    assert final.success, final.reason
+    assert "place table" in skills and skills.index("place table") < skills.index("make wood_pickaxe")
+    assert not [s for s in steps if isinstance(s, ActionStep) and not s.ok and s.arguments["skill"] ==
+                "make wood_pickaxe"]
+
+
 def test_budget_ends_the_goal_with_a_reason():
     env = CrafterEnv(seed=0)
     env.reset(seed=0)
