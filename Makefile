@@ -34,18 +34,20 @@ bench: install
 	$(VENV)/bin/embodia eval crafter-techtree --agent rafa --split heldout --out runs/bench/techtree-rafa --resume
 
 # Reproduce the shipped HybridVLA Crafter checkpoint (vla/checkpoints/hybrid-crafter; about 1 h on 2 CPU cores):
-# behaviour cloning with 8-px patches, then six DAgger rounds on the skills of the per-skill suite.
+# the expert restricted to the frame's tiles (--sight view) as teacher: its demonstrations, behaviour cloning with
+# 8-px patches, then six DAgger rounds it labels, on the skills of the per-skill suite.
 DAGGER_SKILLS := collect wood,place table,make wood_pickaxe,collect stone,make stone_pickaxe,collect coal,place furnace,drink water,eat cow,sleep,fight zombie
 vla-checkpoint: install
-	test -d data/crafter-skills || $(VENV)/bin/embodia collect --env crafter --episodes 3000 --out data/crafter-skills --seed 0
-	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --data data/crafter-skills --out runs/vla/hybrid-p8 \
+	test -d data/crafter-skills-view || $(VENV)/bin/embodia collect --env crafter --episodes 3000 \
+		--out data/crafter-skills-view --seed 0 --sight view
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train vla --data data/crafter-skills-view --out runs/vla/hybrid-p8-view \
 		--steps 1500 --batch-size 64 --seed 0 --patch-size 8 --eval-seeds '' --resume
-	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train dagger --init runs/vla/hybrid-p8 --base-data data/crafter-skills \
-		--out runs/vla/dagger-p8 --skills "$(DAGGER_SKILLS)" --rounds 6 --worlds 12 --budget 150 --steps 600 \
-		--on-policy-fraction 0.4 --eval-seeds '' --resume
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodia train dagger --init runs/vla/hybrid-p8-view --base-data data/crafter-skills-view \
+		--out runs/vla/dagger-p8-view --skills "$(DAGGER_SKILLS)" --rounds 6 --worlds 12 --budget 150 --steps 600 \
+		--on-policy-fraction 0.4 --eval-seeds '' --sight view --resume
 	mkdir -p vla/checkpoints/hybrid-crafter
-	cp runs/vla/dagger-p8/rounds/round-06/policy/config.json runs/vla/dagger-p8/rounds/round-06/policy/model.safetensors \
-		vla/checkpoints/hybrid-crafter/
+	cp runs/vla/dagger-p8-view/rounds/round-06/policy/config.json \
+		runs/vla/dagger-p8-view/rounds/round-06/policy/model.safetensors vla/checkpoints/hybrid-crafter/
 
 # Reproduce the shipped HybridVLA Meta-World checkpoint (vla/checkpoints/hybrid-metaworld; ~1 h on 2 CPU cores),
 # then its per-task success table (runs/bench/vla-metaworld.json).
