@@ -51,17 +51,18 @@ HOSTILE = frozenset({"zombie"})  # skeletons stay in their tunnels: leaving beat
 SCRIPTED_SKILLS = {"expert": "map", "expert-view": "view"}
 
 
-def make_skill_runner(kind: str, attempt_budget: int = 0) -> SkillRunner:
+def make_skill_runner(kind: str, attempt_budget: int = 0, threat_handback: bool = False) -> SkillRunner:
     """The function behind the ``act`` tool: scripted experts (``expert``; ``expert-view`` sees only the frame's
     tiles), or a learned policy (loaded lazily): ``learned`` (the default one), a registered name (``vla.registry``:
     ``hybrid``, ...) or a checkpoint folder.
 
     ``attempt_budget`` > 0: the scripted skills try a skill whose items are missing for that many steps.
+    ``threat_handback``: a learned skill ends when a zombie arrives next to the player (``RafaConfig``).
     """
     if kind not in SCRIPTED_SKILLS:
         from vla.skills import LearnedSkillRunner
 
-        return LearnedSkillRunner.from_pretrained(kind)
+        return LearnedSkillRunner.from_pretrained(kind, stop_on_new_threat=threat_handback)
     if kind == "expert" and not attempt_budget:
         return run_skill
     return functools.partial(run_skill, attempt_budget=attempt_budget or None, sight=SCRIPTED_SKILLS[kind])
@@ -89,6 +90,8 @@ class RafaConfig:
         threat_radius: hostile creatures this close (tiles) are threats.
         threat_weight: critic penalty per threat left unfought by the first step.
         fight_min_health: below or at this health, fighting earns no credit (walk away instead).
+        threat_handback: a learned skill ends when a zombie arrives next to the player, so the planner (which
+            then sees the threat) chooses to fight or flee; the scripted skills hit adjacent zombies themselves.
         recent_steps: how many past transitions the planner prompt shows.
         lessons_shown: how many reflections the planner prompt shows.
         max_env_steps: env-step budget for one goal.
@@ -147,6 +150,7 @@ class RafaConfig:
     threat_radius: int = 3
     threat_weight: float = 3.0
     fight_min_health: int = 4
+    threat_handback: bool = True
     recent_steps: int = 4
     lessons_shown: int = 3
     max_env_steps: int = 10_000
@@ -227,7 +231,7 @@ class RafaAgent:
         self.config = config or RafaConfig()
         self.model = SkillModel(SKILLS)
         self.strategy = strategy_for(self.config)
-        runner = make_skill_runner(self.config.skills, self.config.attempt_budget)
+        runner = make_skill_runner(self.config.skills, self.config.attempt_budget, self.config.threat_handback)
         self.perception, skill_env, look = None, env, LookTool(env)
         if self.config.perception == "pixels":  # the belief from the frame; the skills get the env they act in
             from agents.perception import PixelLookTool, pixel_parts

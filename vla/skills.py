@@ -23,15 +23,20 @@ METAWORLD_CHECKPOINT = CHECKPOINTS / "hybrid-metaworld"
 
 
 class LearnedSkillRunner:
-    """Runs skill ``name`` by asking ``policy`` for each action with the skill name as instruction."""
+    """Runs skill ``name`` by asking ``policy`` for each action with the skill name as instruction.
 
-    def __init__(self, policy: Policy) -> None:
+    ``stop_on_new_threat``: a run also ends when a zombie arrives next to the player (the agent's planner then
+    decides to fight or flee; ``tools.skills.harness.SkillRun``). Off for the per-skill measurements.
+    """
+
+    def __init__(self, policy: Policy, stop_on_new_threat: bool = False) -> None:
         self.policy = policy.eval()
+        self.stop_on_new_threat = stop_on_new_threat
 
     @classmethod
-    def from_pretrained(cls, policy: str | Path = LEARNED) -> LearnedSkillRunner:
+    def from_pretrained(cls, policy: str | Path = LEARNED, stop_on_new_threat: bool = False) -> LearnedSkillRunner:
         """``policy``: a registered name (``hybrid``, ...), ``learned`` (the default), or a checkpoint folder."""
-        return cls(load_policy(policy))
+        return cls(load_policy(policy), stop_on_new_threat)
 
     def __call__(self, env: gymnasium.Env, name: str, budget: int | None = None) -> ToolResult:
         """Raises :class:`SpaceMismatchError` naming both when the checkpoint's observation shapes or skill names
@@ -46,4 +51,5 @@ class LearnedSkillRunner:
             message = f"the learned policy was not trained on {name!r}; it knows: {', '.join(known)}"
             return ToolResult(ok=False, text=message, error=message, data={"skill": name, "reason": message})
         self.policy.reset()
-        return run_policy_skill(env, name, lambda obs: self.policy.act(obs, name), budget=budget)
+        return run_policy_skill(env, name, lambda obs: self.policy.act(obs, name), budget=budget,
+                                stop_on_new_threat=self.stop_on_new_threat)

@@ -1,16 +1,18 @@
 """The expert restricted to the frame (``sight="view"``): what it reads, that its labels ignore the rest of the
-world, that it still reaches its targets, and the options that select it."""
+world, that it still reaches its targets, and the options that select it; and the learned skills' hand-back when a
+zombie arrives."""
 
 import copy
 
 import numpy as np
 import pytest
+from crafter import objects
 from typer.testing import CliRunner
 
 from embodia.cli import app
 from tools.collect_crafter import collect_crafter
 from tools.envs.crafter import ACTION_NAMES, MATERIAL_IDS, CrafterEnv
-from tools.skills.crafter import SKILLS, expert_action, run_skill
+from tools.skills.crafter import SKILLS, expert_action, run_policy_skill, run_skill
 from tools.skills.harness import VIEW_RADIUS, SkillRun
 from tools.skills.navigation import DIRS, MOVE_ACTIONS
 from vla.dagger import DaggerConfig
@@ -102,3 +104,45 @@ def test_the_agent_runs_the_view_expert_as_its_skills():
     assert ran.ok and ran.data == reference.data
     with pytest.raises(ValueError, match="expert-view"):
         RafaConfig(skills="expert-telepathic")
+
+
+def _free_neighbour(env: CrafterEnv) -> tuple[int, int]:
+    x, y = env.player_pos
+    for dx, dy in DIRS:
+        material, obj = env.world[(x + dx, y + dy)]
+        if obj is None and material in ("grass", "sand", "path"):
+            return x + dx, y + dy
+    raise AssertionError("no free tile next to the player")
+
+
+def _zombie_arrives_on_first_action(env: CrafterEnv):
+    """A policy that does nothing, except that a zombie steps next to the player as it first acts."""
+    def choose(obs):
+        if not choose.arrived:
+            env.world.add(objects.Zombie(env.world, _free_neighbour(env), env.player))
+            choose.arrived = True
+        return ACTION_NAMES.index("noop")
+    choose.arrived = False
+    return choose
+
+
+def test_a_learned_skill_hands_back_when_a_zombie_arrives_if_asked():
+    env = _env(0)
+    result = run_policy_skill(env, "drink water", _zombie_arrives_on_first_action(env), budget=20,
+                              stop_on_new_threat=True)
+    assert not result.ok and "zombie came next to me" in result.error and result.data["steps"] == 1
+    env = _env(0)  # off (the default, and the per-skill suite): the run goes on to its budget
+    result = run_policy_skill(env, "drink water", _zombie_arrives_on_first_action(env), budget=20)
+    assert "budget of 20 ran out" in result.error
+    env = _env(0)  # a fight is where the zombie belongs
+    result = run_policy_skill(env, "fight zombie", _zombie_arrives_on_first_action(env), budget=5,
+                              stop_on_new_threat=True)
+    assert "zombie came next to me" not in (result.error or "")
+
+
+def test_a_zombie_already_there_does_not_stop_the_skill_again():
+    env = _env(0)
+    env.world.add(objects.Zombie(env.world, _free_neighbour(env), env.player))
+    noop = ACTION_NAMES.index("noop")
+    result = run_policy_skill(env, "drink water", lambda obs: noop, budget=3, stop_on_new_threat=True)
+    assert "zombie came next to me" not in (result.error or "")

@@ -45,11 +45,14 @@ def run_skill(
 
 
 def run_policy_skill(
-    env: gymnasium.Env, name: str, choose: Callable[[dict[str, np.ndarray]], int], budget: int | None = None
+    env: gymnasium.Env, name: str, choose: Callable[[dict[str, np.ndarray]], int], budget: int | None = None,
+    stop_on_new_threat: bool = False,
 ) -> ToolResult:
     """Run skill ``name`` with each action from ``choose(obs)`` (e.g. a learned policy) instead of the script.
 
     The stop rules, failure reasons and result data are the expert's, so the two are interchangeable.
+    ``stop_on_new_threat`` adds one rule: a zombie arriving next to the player ends the run
+    (``tools.skills.harness.SkillRun``).
     """
 
     def drive(run: SkillRun) -> None:
@@ -58,7 +61,7 @@ def run_policy_skill(
             run.act(ACTION_NAMES[choose(obs)])
             obs = run.obs
 
-    return _execute(env, name, budget, drive)
+    return _execute(env, name, budget, drive, stop_on_new_threat=stop_on_new_threat)
 
 
 class _Chosen(Exception):
@@ -103,13 +106,14 @@ def expert_action(env: gymnasium.Env, name: str, sight: str = "map") -> int | No
 
 def _execute(
     env: gymnasium.Env, name: str, budget: int | None, body: Callable[[SkillRun], None],
-    attempt_budget: int | None = None, sight: str = "map",
+    attempt_budget: int | None = None, sight: str = "map", stop_on_new_threat: bool = False,
 ) -> ToolResult:
     spec = SKILLS.get(normalise_skill_name(name))
     if spec is None:
         message = f"unknown skill {name!r}; known skills: {', '.join(sorted(SKILLS))}"
         return ToolResult(ok=False, text=message, error=message, data={"skill": name, "reason": message})
-    run = SkillRun(env, spec, spec.budget if budget is None else budget, sight=sight)
+    run = SkillRun(env, spec, spec.budget if budget is None else budget, sight=sight,
+                   stop_on_new_threat=stop_on_new_threat)
     missing = spec.missing(run.start_inventory)
     try:
         if missing and attempt_budget is None:

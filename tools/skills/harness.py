@@ -60,6 +60,9 @@ class SkillRun:
         sight: ``map`` lets the body read the whole world; ``view`` only the tiles in the player's frame. A ``view``
             body walks straight ahead (turning clockwise at obstacles) while its target is out of sight, so its next
             action is a function of the frame alone: the teacher a memoryless pixel policy can imitate.
+        stop_on_new_threat: end the run (not a fight) when a zombie comes next to the player that was not there
+            when it began, so the planner can choose to fight or flee. The scripted bodies hit adjacent zombies
+            themselves; a learned skill rarely does, and a zombie kills it mid-errand (``run_policy_skill``).
     """
 
     env: gymnasium.Env
@@ -72,7 +75,9 @@ class SkillRun:
     sheltered: bool = False
     missing_near: str | None = None
     sight: str = "map"
+    stop_on_new_threat: bool = False
     start_inventory: dict[str, int] = field(init=False)
+    start_threatened: bool = field(init=False)
     start_achievements: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +85,7 @@ class SkillRun:
             raise ValueError(f"SkillRun.sight must be one of {', '.join(SIGHTS)}, got {self.sight!r}")
         self.start_inventory = self.game.inventory
         self.start_achievements = self.game.achievements
+        self.start_threatened = self.zombie_adjacent()
 
     @property
     def game(self) -> CrafterEnv:
@@ -107,6 +113,9 @@ class SkillRun:
         start = self.start_inventory["health"]
         if self.spec.name not in _NO_HEALTH_WATCH and health <= HEALTH_CRITICAL and health < start:
             raise Stop(False, f"health dropped to {health}/9; eat, drink or sleep to recover before retrying")
+        if self.stop_on_new_threat and self.spec.verb != "fight" and not self.start_threatened \
+                and self.zombie_adjacent():
+            raise Stop(False, "a zombie came next to me; fight it or walk away before retrying")
 
     def achieved(self) -> bool:
         ach = self.spec.achievement
@@ -177,6 +186,11 @@ class SkillRun:
             self.act("do")
         else:
             self.act(MOVE_ACTIONS[direction])
+
+    def zombie_adjacent(self) -> bool:
+        """A zombie on one of the four tiles next to the player (where it attacks from; it shows in the frame)."""
+        x, y = self.game.player_pos
+        return any(isinstance(self.game.world[(x + dx, y + dy)][1], objects.Zombie) for dx, dy in DIRS)
 
     def defend(self, ignore: str = "") -> bool:
         """Hit an adjacent zombie or skeleton (one action); True when it acted."""
