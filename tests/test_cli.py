@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.signals import sigint_default
 from tools.episodes import read_log
 
 CLI = [sys.executable, "-m", "embodia"]
@@ -79,7 +80,7 @@ def test_chat_ctrl_c_interrupts_the_goal_and_keeps_the_world(tmp_path: Path, emb
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*CLI, "chat", "--seed", "6", "--out", str(tmp_path / "chat"), "--no-video"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
+                            env=env, preexec_fn=sigint_default)
     proc.stdin.write("make an iron pickaxe\n")
     proc.stdin.flush()
     seen = []

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.signals import sigint_default
+
 # A finder that delivers the Ctrl-C exactly while agents.rafa is being imported (where a real Ctrl-C in the
 # first half second lands), then the real entry point, as the console script calls it.
 INTERRUPTED_IMPORT = """
@@ -26,7 +28,7 @@ main()
 
 def test_ctrl_c_during_startup_exits_130_without_a_traceback():
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=Path(__file__).resolve().parents[2], preexec_fn=sigint_default)
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "stopped (Ctrl-C)" in done.stdout

@@ -118,7 +118,8 @@ def test_a_new_family_registers_in_one_line_and_loads_from_its_folder(tmp_path):
 def test_rafa_skills_take_names_and_folders_and_refuse_the_rest(checkpoint):
     for skills in ("expert", "learned", "hybrid", str(checkpoint)):
         assert RafaConfig(skills=skills).skills == skills
-    with pytest.raises(ValueError, match=r"'expert', 'expert-view', 'learned', a registered policy \(hybrid, .*\) or an existing"):
+    with pytest.raises(ValueError,
+                       match=r"'expert', 'expert-view', 'learned', a registered policy \(hybrid, .*\) or an existing"):
         RafaConfig(skills="hybird")
 
 
