@@ -58,8 +58,8 @@ class SkillRun:
         sheltered: sleep dug a stone shelter (it then waits for daylight before waking counts).
         missing_near: the station a ``make`` failed for lack of (the planner places one).
         sight: ``map`` lets the body read the whole world; ``view`` only the tiles in the player's frame. A ``view``
-            body walks straight ahead (turning clockwise at obstacles) while its target is out of sight, so its next
-            action is a function of the frame alone: the teacher a memoryless pixel policy can imitate.
+            body searches by :meth:`explore_step` while its target is out of sight, so its next action is a function
+            of the frame alone: the teacher a memoryless pixel policy can imitate.
         stop_on_new_threat: end the run (not a fight) when a zombie comes next to the player that was not there
             when it began, so the planner can choose to fight or flee. The scripted bodies hit adjacent zombies
             themselves; a learned skill rarely does, and a zombie kills it mid-errand (``run_policy_skill``).
