@@ -22,7 +22,7 @@ from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_summary, write_dataset_card, write_shard
 from tools.language_motion import crafter_motion_in_env
 from tools.skills.crafter import SKILLS, run_skill
-from tools.skills.harness import SIGHTS
+from tools.skills.harness import check_sight
 
 #: The curriculum one world runs, in order; repeated skills are the ones later skills consume.
 CHAIN: tuple[str, ...] = (
@@ -126,8 +126,7 @@ def collect_crafter(
     ``on_world(seed, episodes_so_far)`` is called after each world, for progress bars. ``sight="view"``: the
     expert reads only the tiles in the player's frame (a teacher a pixel policy can imitate; ``run_chain``).
     """
-    if sight not in SIGHTS:
-        raise ValueError(f"sight must be one of {', '.join(SIGHTS)}, got {sight!r}")
+    check_sight(sight)
     out = Path(out)
     total, frames, world = 0, 0, seed
     counts: Counter = Counter()

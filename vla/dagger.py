@@ -45,7 +45,7 @@ from tools.envs.crafter import CrafterEnv
 from tools.episode_dataset import EpisodeBuffer, shard_files, shard_summary, write_dataset_card, write_shard
 from tools.io import atomic_write_json
 from tools.skills.crafter import SKILLS, expert_action, normalise_skill_name, run_policy_skill, run_skill
-from tools.skills.harness import SIGHTS, Stop
+from tools.skills.harness import Stop, check_sight
 from tools.train_state import ResumeMismatchError
 from vla.base import Policy
 from vla.evaluate import compare_skills, mean_success
@@ -115,8 +115,7 @@ class DaggerConfig:
         for name in ("rounds", "worlds", "budget", "steps", "batch_size", "eval_budget"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.sight not in SIGHTS:
-            raise ValueError(f"sight must be one of {', '.join(SIGHTS)}, got {self.sight!r}")
+        check_sight(self.sight)
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
         if not 0.0 <= self.on_policy_fraction < 1.0:

@@ -192,7 +192,7 @@ def _eat_plant(run: SkillRun) -> None:
         for obj in run.game.world.objects:
             if isinstance(obj, objects.Plant) and obj.ripe:
                 out[tuple(obj.pos)] = True
-        return out & run.visible()
+        return run.in_sight(out)
 
     if not run.mask("plant").any():
         if not run.game.inventory["sapling"]:

@@ -44,6 +44,13 @@ class Stop(Exception):
         self.ok, self.reason = ok, reason
 
 
+def check_sight(sight: str) -> str:
+    """``sight`` if it is one of ``SIGHTS``; a ValueError listing them otherwise (every config taking one uses it)."""
+    if sight not in SIGHTS:
+        raise ValueError(f"sight must be one of {', '.join(SIGHTS)}, got {sight!r}")
+    return sight
+
+
 @dataclass
 class SkillRun:
     """One skill call: steps the given (possibly wrapped) env and watches for the stop conditions.
@@ -81,8 +88,7 @@ class SkillRun:
     start_achievements: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.sight not in SIGHTS:
-            raise ValueError(f"SkillRun.sight must be one of {', '.join(SIGHTS)}, got {self.sight!r}")
+        check_sight(self.sight)
         self.start_inventory = self.game.inventory
         self.start_achievements = self.game.achievements
         self.start_threatened = self.zombie_adjacent()
@@ -137,6 +143,10 @@ class SkillRun:
             out[max(0, x - rx) : x + rx + 1, max(0, y - ry) : y + ry + 1] = True
         return out
 
+    def in_sight(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` restricted to the cells the body may read (unchanged with ``sight="map"``)."""
+        return mask if self.sight == "map" else mask & self.visible()
+
     def materials(self) -> np.ndarray:
         """The material-id map, with ``UNKNOWN`` on the cells the body may not see."""
         mat = self.game.world._mat_map
@@ -151,7 +161,7 @@ class SkillRun:
             for obj in self.game.world.objects:
                 if isinstance(obj, CREATURES[thing]):
                     out[tuple(obj.pos)] = True
-            return out & self.visible()
+            return self.in_sight(out)
         return self.materials() == MATERIAL_IDS[thing]
 
     def occupied(self) -> np.ndarray:
@@ -159,7 +169,7 @@ class SkillRun:
         for obj in self.game.world.objects:
             if obj is not self.game.player:
                 out[tuple(obj.pos)] = True
-        return out & self.visible()
+        return self.in_sight(out)
 
     def kinds(self, creatures_block: bool = True) -> np.ndarray:
         """Cost-grid cell kinds (``tools.skills.navigation``); unseen cells count as walkable (free space assumed)."""
